@@ -1,0 +1,259 @@
+"""Dependency groups: output channels that must be removed together.
+
+Every channel of every tensor (and of every weighted layer's input and
+output weights, so shared layers couple their calls) is a node; layer rules
+link nodes that must live or die together. Connected components are the
+prunable units ("elements"); elements touching the same tensors form a
+group, ranked and pruned as one.
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from wootz_keras.graph.channel_rules import channel_rule, evaluates_zero_to_zero
+from wootz_keras.graph.model_graph import LayerGraph
+
+WEIGHTED_ROLES = ("producer", "channelwise")
+
+
+@dataclasses.dataclass
+class DependencyGroup:
+    """A set of coupled channels, pruned together.
+
+    id: index in the analysis; size: number of prunable units (a unit is one
+    filter of each producer, plus every channel coupled with it);
+    producers: names of the layers whose filters create these channels;
+    layers: every layer whose weights are sliced when a unit goes;
+    prunable / reason: whether the engine may prune it, and if not, why.
+    """
+    id: int
+    size: int
+    producers: tuple
+    layers: tuple
+    prunable: bool
+    reason: str = ""
+    labels: np.ndarray = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self):
+        state = "prunable" if self.prunable else f"fixed: {self.reason}"
+        return f"DependencyGroup(id={self.id}, size={self.size}, producers={list(self.producers)}, {state})"
+
+
+class _Spaces:
+    """Allocates contiguous node ranges for tensors and weight spaces."""
+
+    def __init__(self):
+        self.base, self.size, self.keys = {}, {}, []
+        self.total = 0
+
+    def add(self, key, size):
+        if key not in self.base:
+            self.base[key], self.size[key] = self.total, int(size)
+            self.keys.append(key)
+            self.total += int(size)
+        return self.base[key]
+
+    def nodes(self, key):
+        return np.arange(self.base[key], self.base[key] + self.size[key])
+
+
+class ChannelAnalysis:
+    """Dependency analysis of one model: groups and per-tensor channel maps.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> a = ChannelAnalysis(zoo.plain_cnn())
+        >>> [g.size for g in a.groups if g.prunable]
+        [16, 32, 64, 64]
+    """
+
+    def __init__(self, model_or_graph):
+        self.graph = model_or_graph if isinstance(model_or_graph, LayerGraph) else LayerGraph(model_or_graph)
+        self.rules = {}
+        self.needs_mask = []          # calls whose output must be re-masked
+        self.spaces = _Spaces()
+        self._edges = []
+        self._frozen = {}             # space key -> reason
+        for t in self.graph.tensors:
+            self.spaces.add(("t", id(t)), t.channels)
+        for call in self.graph.calls:
+            self._link(call)
+        self._components()
+
+    # -- building the channel graph ------------------------------------
+    def _tensor_nodes(self, t):
+        return self.spaces.nodes(("t", id(t)))
+
+    def _connect(self, a, b):
+        self._edges.append((np.asarray(a), np.asarray(b)))
+
+    def _freeze(self, t, reason):
+        self._frozen.setdefault(("t", id(t)), reason)
+
+    def _weight_spaces(self, call, rule):
+        core = call.core
+        cin = call.inputs[0].channels
+        cout = call.outputs[0].channels
+        kin = self.spaces.add(("in", id(core)), cin)
+        kout = self.spaces.add(("out", id(core)), cout)
+        return kin, kout
+
+    def _link(self, call):
+        rule = channel_rule(call)
+        self.rules[id(call)] = rule
+        role = rule.role
+        ins, outs = call.inputs, call.outputs
+        if role == "boundary":
+            if rule.warn:
+                warnings.warn(f"pruning boundary: {rule.reason}; channels around it are kept", stacklevel=3)
+            for t in ins:
+                self._freeze(t, f"feeds {rule.reason}")
+            for t in outs:
+                self._freeze(t, f"comes from {rule.reason}")
+            return
+        if role in WEIGHTED_ROLES:
+            if len(ins) != 1 or len(outs) != 1:
+                for t in ins + outs:
+                    self._freeze(t, f"layer {call.core.name!r} has several inputs or outputs")
+                return
+            kin, kout = self._weight_spaces(call, rule)
+            cin, cout = ins[0].channels, outs[0].channels
+            self._connect(self._tensor_nodes(ins[0]), kin + np.arange(cin))
+            self._connect(self._tensor_nodes(outs[0]), kout + np.arange(cout))
+            if role == "channelwise":
+                e = rule.expand
+                src = np.repeat(np.arange(cin), e)
+                self._connect(kin + src, kout + np.arange(cin * e))
+            self.needs_mask.append(call)
+            return
+        out = outs[0]
+        if role == "passthrough":
+            self._connect(self._tensor_nodes(ins[0]), self._tensor_nodes(out))
+            zero_ok = rule.zero_preserving
+            if zero_ok is None:
+                zero_ok = evaluates_zero_to_zero(call)
+            if not zero_ok:
+                self.needs_mask.append(call)
+        elif role == "flatten":
+            c = ins[0].channels
+            flat = self._tensor_nodes(out)
+            self._connect(flat, self._tensor_nodes(ins[0])[np.arange(len(flat)) % c])
+        elif role == "merge":
+            for t in ins:
+                self._connect(self._tensor_nodes(t), self._tensor_nodes(out))
+        elif role == "concat":
+            offset, dst = 0, self._tensor_nodes(out)
+            for t in ins:
+                self._connect(self._tensor_nodes(t), dst[offset:offset + t.channels])
+                offset += t.channels
+
+    def _components(self):
+        g = self.graph
+        for t in g.inputs:
+            self._freeze(t, "comes from a model input")
+        for t in g.outputs:
+            name = t.producer.core.name if t.producer else "input"
+            self._freeze(t, f"feeds model output {name!r}")
+        n = self.spaces.total
+        if self._edges:
+            a = np.concatenate([e[0] for e in self._edges])
+            b = np.concatenate([e[1] for e in self._edges])
+        else:
+            a = b = np.zeros(0, np.int64)
+        adj = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+        _, self.labels = connected_components(adj, directed=False)
+        self._build_groups()
+
+    def _build_groups(self):
+        keys = self.spaces.keys
+        space_id = np.repeat(np.arange(len(keys)), [self.spaces.size[k] for k in keys])
+        labels = self.labels
+        # signature of each element: the spaces it touches
+        pairs = np.unique(labels.astype(np.int64) * len(keys) + space_id)
+        sig = {}
+        for lab, sp in zip(pairs // len(keys), pairs % len(keys)):
+            sig.setdefault(int(lab), []).append(int(sp))
+        first_node = np.full(labels.max() + 1 if len(labels) else 0, np.iinfo(np.int64).max)
+        np.minimum.at(first_node, labels, np.arange(len(labels)))
+        by_sig = {}
+        for lab in sorted(sig, key=lambda l: first_node[l]):
+            by_sig.setdefault(tuple(sig[lab]), []).append(lab)
+        frozen_space = {self.spaces.keys.index(k): r for k, r in self._frozen.items()}
+        names = self._layer_names_by_space()
+        self.groups = []
+        self.group_of_label = np.full(len(first_node), -1)
+        self.position_of_label = np.full(len(first_node), -1)
+        for signature, labs in by_sig.items():
+            producers, layers = names(signature)
+            if not producers:
+                continue
+            reason = next((frozen_space[s] for s in signature if s in frozen_space), "")
+            if not reason and len(labs) < 2:
+                reason = "a single channel cannot be pruned"
+            gid = len(self.groups)
+            labs = np.array(labs)
+            self.group_of_label[labs] = gid
+            self.position_of_label[labs] = np.arange(len(labs))
+            self.groups.append(DependencyGroup(gid, len(labs), producers, layers, not reason,
+                                               reason, labs))
+
+    def _layer_names_by_space(self):
+        index = {k: i for i, k in enumerate(self.spaces.keys)}
+        out_space, any_space = {}, {}
+        for call in self.graph.calls:
+            core, rule = call.core, self.rules[id(call)]
+            if rule.role in WEIGHTED_ROLES and ("out", id(core)) in index:
+                any_space.setdefault(index[("in", id(core))], set()).add(core.name)
+                any_space.setdefault(index[("out", id(core))], set()).add(core.name)
+                if rule.role == "producer":
+                    out_space.setdefault(index[("out", id(core))], set()).add(core.name)
+        order = {c.core.name: i for i, c in reversed(list(enumerate(self.graph.calls)))}
+
+        def names(signature):
+            prod = set().union(*(out_space.get(s, set()) for s in signature))
+            lay = set().union(*(any_space.get(s, set()) for s in signature))
+            return tuple(sorted(prod, key=order.get)), tuple(sorted(lay, key=order.get))
+        return names
+
+    # -- queries ---------------------------------------------------------
+    def keep_mask(self, space_key, pruned_labels):
+        """Boolean keep mask over a space's channels given pruned element labels."""
+        return ~pruned_labels[self.labels[self.spaces.nodes(space_key)]]
+
+    def element_index(self, space_key):
+        """For each channel of a space: (group id, position in group), -1 if none."""
+        labs = self.labels[self.spaces.nodes(space_key)]
+        return self.group_of_label[labs], self.position_of_label[labs]
+
+    def group_of(self, layer_name):
+        """The group holding `layer_name`'s output filters; ValueError if none."""
+        core = self.graph.find_layer(layer_name)
+        key = ("out", id(core))
+        if key not in self.spaces.base:
+            rule = next(self.rules[id(c)] for c in self.graph.calls_of(core))
+            why = rule.reason or f"it is a {rule.role} layer without filters of its own"
+            raise ValueError(f"layer {layer_name!r} is not prunable: {why}")
+        gids = set(self.element_index(key)[0].tolist())
+        gids.discard(-1)
+        if not gids:
+            raise ValueError(f"layer {layer_name!r} is not prunable: its channels are fixed")
+        if len(gids) > 1:
+            raise ValueError(f"layer {layer_name!r} spans several groups {sorted(gids)}")
+        return self.groups[gids.pop()]
+
+
+def dependency_groups(model):
+    """Coupled channel sets of a Keras model, each with its producers and
+    whether it can be pruned.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> groups = dependency_groups(zoo.resnet_cifar(depth=8))
+        >>> len([g for g in groups if g.prunable])
+        7
+    """
+    return ChannelAnalysis(model).groups

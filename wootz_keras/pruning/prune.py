@@ -1,0 +1,197 @@
+"""`prune_filters`: wrap a model so chosen filters are masked, one-shot or gradually."""
+
+import math
+
+import keras
+import numpy as np
+
+from wootz_keras.graph.dependency import ChannelAnalysis
+from wootz_keras.pruning.importance import group_scores
+from wootz_keras.pruning.rebuild import copy_config, rebuild
+from wootz_keras.pruning.surgery import _mask_space
+from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
+
+
+def _check_rate(rate, what):
+    if not isinstance(rate, (int, float, np.floating)) or not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"{what} must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def resolve_group_rates(analysis, rate=None, rates=None):
+    """{group id: rate} from a global `rate` and per-layer `rates`.
+
+    Every prunable group gets `rate`; `rates` maps a producer layer name to
+    the rate of its group and overrides it. Unknown or unprunable names and
+    conflicting rates within one group are ValueErrors naming the layer.
+    """
+    out = {}
+    if rate is not None:
+        rate = _check_rate(rate, "rate")
+        out = {g.id: rate for g in analysis.groups if g.prunable}
+    chosen = {}
+    for name, r in (rates or {}).items():
+        r = _check_rate(r, f"rates[{name!r}]")
+        group = analysis.group_of(name)
+        if not group.prunable:
+            raise ValueError(f"layer {name!r} is not prunable: {group.reason}")
+        if group.id in chosen and chosen[group.id][1] != r:
+            other = chosen[group.id][0]
+            raise ValueError(f"layers {other!r} and {name!r} share a dependency group but were "
+                             f"given different rates ({chosen[group.id][1]} and {r})")
+        chosen[group.id] = (name, r)
+        out[group.id] = r
+    if rate is None and rates is None:
+        raise ValueError("give rate= (all prunable groups) or rates={layer name: rate}")
+    return out
+
+
+def units_to_keep(size, rate, round_to=1):
+    """How many units of a group of `size` survive `rate` (at least one).
+
+    Example:
+        >>> units_to_keep(64, 0.5), units_to_keep(10, 0.33, round_to=4)
+        (32, 8)
+    """
+    keep = size - int(math.floor(rate * size + 1e-9))
+    if round_to > 1:
+        keep = min(size, int(math.ceil(keep / round_to)) * round_to)
+    return max(1, keep)
+
+
+def select_pruned(analysis, group_rates, scores, round_to=1):
+    """Bool per unit label: the lowest-scored units of each group, by rate."""
+    pruned = np.zeros(analysis.labels.max() + 1, bool)
+    for gid, r in group_rates.items():
+        group = analysis.groups[gid]
+        drop = group.size - units_to_keep(group.size, r, round_to)
+        if drop > 0:
+            order = np.argsort(scores[gid], kind="stable")
+            pruned[group.labels[order[:drop]]] = True
+    return pruned
+
+
+def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, round_to=1,
+                  data=None, loss="sparse_categorical_crossentropy", seed=0):
+    """Wrap `model` so the least important filters of each group are masked.
+
+    rate: fraction of every prunable group to remove, in [0, 1);
+    rates: {layer name: rate} for the groups of chosen producers;
+    criterion: "l1" (default, as Wootz), "l2", "bn_scale", "taylor"
+        (needs data=(x, y)), or "random";
+    schedule: a tfmot PruningSchedule; masks then start full and follow it
+        during `fit` with the `UpdatePruningStep` callback;
+    round_to: keep channel counts multiples of this.
+    Returns a new model (the input is left untouched) whose pruned layers are
+    PruneWrappers; `strip_pruning` makes it physically smaller.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> pruned = prune_filters(zoo.plain_cnn(), rate=0.5)
+        >>> pruned.get_layer("block1_conv").mask.numpy().sum()
+        8.0
+    """
+    if is_pruned(model):
+        raise ValueError(f"model {model.name!r} already carries pruning wrappers; "
+                         "strip_pruning it first")
+    if not isinstance(round_to, int) or round_to < 1:
+        raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
+    analysis = ChannelAnalysis(model)
+    group_rates = resolve_group_rates(analysis, rate, rates)
+    targets = [g for g, r in group_rates.items() if r > 0 or schedule is not None]
+    if schedule is not None:
+        pruned = np.zeros(analysis.labels.max() + 1, bool)
+    else:
+        scores = group_scores(analysis, targets, criterion, data=data, loss=loss, seed=seed)
+        pruned = select_pruned(analysis, group_rates, scores, round_to)
+    return wrap_model(analysis, group_rates, targets, pruned, schedule)
+
+
+def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
+    """Copy of the analysed model with wrappers on every layer that must be
+    masked for the target groups, masks set from `pruned`."""
+    targets = set(targets)
+    wrap = {}
+    for call in analysis.needs_mask:
+        key = _mask_space(analysis, call)
+        gids = set(analysis.element_index(key)[0].tolist()) & targets
+        if gids:
+            wrap[id(call.core)] = (key, max(group_rates[g] for g in gids))
+    pairs = []
+
+    def make_layer(layer):
+        new = copy_config(layer)
+        pairs.append((layer, new))
+        if id(layer) in wrap:
+            return PruneWrapper(new, rate=wrap[id(layer)][1], schedule=schedule)
+        return new
+
+    wrapped = rebuild(analysis.graph.model, make_layer)
+    for old, new in pairs:
+        if old.weights:
+            new.set_weights(old.get_weights())
+    for layer in wrapped._flatten_layers(include_self=False):
+        if isinstance(layer, PruneWrapper):
+            key = wrap[id(_original(pairs, layer.layer))][0]
+            layer.mask.assign(analysis.keep_mask(key, pruned).astype("float32"))
+    return wrapped
+
+
+def _original(pairs, new_layer):
+    for old, new in pairs:
+        if new is new_layer:
+            return old
+    raise KeyError(new_layer.name)
+
+
+class UpdatePruningStep(keras.callbacks.Callback):
+    """Advance tfmot pruning schedules during `fit` and recompute the masks.
+
+    At every step where a wrapper's schedule says prune, each pruned group
+    drops its lowest-scored units (criterion "l1") up to
+    rate x (schedule sparsity / schedule final sparsity).
+
+    Example:
+        >>> import tensorflow_model_optimization as tfmot
+        >>> from wootz_keras import zoo
+        >>> sched = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, 0, 10, frequency=2)
+        >>> pruned = prune_filters(zoo.plain_cnn(), rate=0.5, schedule=sched)
+        >>> callbacks = [UpdatePruningStep()]
+    """
+
+    def __init__(self, criterion="l1"):
+        super().__init__()
+        self.criterion = criterion
+
+    def on_train_begin(self, logs=None):
+        self._wrappers = [l for l in self.model._flatten_layers(include_self=False)
+                          if isinstance(l, PruneWrapper) and l.schedule is not None]
+        if not self._wrappers:
+            return
+        self._analysis = ChannelAnalysis(self.model)
+        calls = {id(c.core): c for c in self._analysis.needs_mask}
+        self._group_rates = {}
+        for w in self._wrappers:
+            key = _mask_space(self._analysis, calls[id(w.layer)])
+            for g in set(self._analysis.element_index(key)[0].tolist()) - {-1}:
+                self._group_rates[g] = max(self._group_rates.get(g, 0.0), w.rate)
+        sched = self._wrappers[0].schedule
+        self._final = float(sched(10 ** 9)[1]) or 1.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self._wrappers:
+            return
+        step = int(self._wrappers[0].pruning_step.numpy()) + 1
+        for w in self._wrappers:
+            w.pruning_step.assign(step)
+        should_prune, sparsity = self._wrappers[0].schedule(step)
+        if not bool(should_prune):
+            return
+        fraction = float(sparsity) / self._final
+        rates = {g: min(r * fraction, 0.999) for g, r in self._group_rates.items()}
+        scores = group_scores(self._analysis, list(rates), self.criterion)
+        pruned = select_pruned(self._analysis, rates, scores)
+        calls = {id(c.core): c for c in self._analysis.needs_mask}
+        for w in self._wrappers:
+            key = _mask_space(self._analysis, calls[id(w.layer)])
+            w.mask.assign(self._analysis.keep_mask(key, pruned).astype("float32"))
