@@ -8,7 +8,7 @@ from keras import layers
 def _conv_bn_relu(x, filters, kernel, name, strides=1):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same",
                       use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -58,15 +58,15 @@ def resnet_cifar(depth=20, input_shape=(28, 28, 1), num_classes=10, width=16,
             shortcut = x
             y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
                               name=f"{prefix}_conv1")(x)
-            y = layers.BatchNormalization(name=f"{prefix}_bn1")(y)
+            y = layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn1")(y)
             y = layers.ReLU(name=f"{prefix}_relu1")(y)
             y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                               name=f"{prefix}_conv2")(y)
-            y = layers.BatchNormalization(name=f"{prefix}_bn2")(y)
+            y = layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn2")(y)
             if strides != 1 or shortcut.shape[-1] != filters:
                 shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False,
                                          name=f"{prefix}_proj")(shortcut)
-                shortcut = layers.BatchNormalization(name=f"{prefix}_proj_bn")(shortcut)
+                shortcut = layers.BatchNormalization(momentum=0.9, name=f"{prefix}_proj_bn")(shortcut)
             x = layers.Add(name=f"{prefix}_add")([y, shortcut])
             x = layers.ReLU(name=f"{prefix}_out")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -112,11 +112,11 @@ def tiny_mobilenet(input_shape=(28, 28, 1), num_classes=10, width=16, name="tiny
     for i, filters in enumerate((width * 2, width * 4)):
         p = f"ds{i + 1}"
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{p}_dw")(x)
-        x = layers.BatchNormalization(name=f"{p}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{p}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"{p}_dw_relu")(x)
         x = _conv_bn_relu(x, filters, 1, f"{p}_pw")
     x = layers.SeparableConv2D(width * 4, 3, padding="same", name="sep")(x)
-    x = layers.BatchNormalization(name="sep_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="sep_bn")(x)
     x = layers.ReLU(name="sep_relu")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
