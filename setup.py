@@ -41,6 +41,7 @@ setup(
         "onnxruntime",
         "ai-edge-litert",
         "absl-py",
+        "tensorboard",
         "numpy",
         "scikit-learn",
         "mlxtend",
