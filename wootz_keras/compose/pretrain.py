@@ -2,16 +2,16 @@
 
 One teacher forward pass per batch feeds every student block of a group:
 each student reads the teacher's activation entering its first module and
-learns to reproduce the activation leaving its last module (MSE). A custom
-training loop runs under any tf.distribute strategy (Keras `fit` fails
-under MultiWorkerMirroredStrategy, see DESIGN.md).
+learns to reproduce the activation leaving its last module (MSE). On the
+TensorFlow backend a custom training loop runs under any tf.distribute
+strategy (Keras `fit` fails under MultiWorkerMirroredStrategy, see
+DESIGN.md); other Keras backends (e.g. JAX on a GPU) `fit` the same model.
 """
 
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from wootz_keras.compose.blocks import (
     PretrainedBlocks, TrainedBlock, block_name, build_student, check_plan_matches)
@@ -24,9 +24,22 @@ def teacher_fingerprint(modules):
     return ConfigSpace(modules, rates=(0.5,)).fingerprint()
 
 
+@keras.saving.register_keras_serializable("wootz_keras")
+class BlockMSE(keras.layers.Layer):
+    """Per-example mean squared error between a student's output and the
+    teacher's activation (the target gets no gradient)."""
+
+    def call(self, prediction, target):
+        err = keras.ops.square(prediction - keras.ops.stop_gradient(target))
+        return keras.ops.mean(keras.ops.reshape(err, (keras.ops.shape(err)[0], -1)), axis=1,
+                              keepdims=True)
+
+
 class Multiplexer:
-    """The multiplexing model: a frozen teacher exposing every boundary
-    activation, and the student blocks hanging off it."""
+    """The multiplexing model: ONE Keras model in which the frozen teacher
+    runs once and every student block of a group reads the teacher's
+    activation at its input; it outputs each block's per-example MSE against
+    the teacher's activation at its output, shape (batch, blocks)."""
 
     def __init__(self, teacher, modules, specs):
         names = []
@@ -35,41 +48,36 @@ class Multiplexer:
             for n in (first.input_layer, last.output_layer):
                 if n not in names:
                     names.append(n)
-        outputs = [teacher.get_layer(n).output if n else teacher.inputs[0] for n in names]
         self.specs = list(specs)
         self.students = [build_student(teacher, modules, s, r) for s, r in self.specs]
         for student in self.students:
             student.trainable = True
-        self.features = keras.Model(teacher.inputs, outputs, name="teacher_features")
-        self.features.trainable = False
-        self.index = {n: i for i, n in enumerate(names)}
-        self.io = [(self.index[modules[s].input_layer],
-                    self.index[modules[s + len(r) - 1].output_layer]) for s, r in self.specs]
-
-    @property
-    def trainable_variables(self):
-        return [v for s in self.students for v in s.trainable_variables]
-
-    def losses(self, images):
-        """Per-example MSE of every student, shape (blocks, batch)."""
-        acts = self.features(images, training=False)
+        outputs = [teacher.get_layer(n).output if n else teacher.inputs[0] for n in names]
+        features = keras.Model(teacher.inputs, outputs, name="teacher_features")
+        features.trainable = False          # frozen: BatchNorm runs in inference mode
+        index = {n: i for i, n in enumerate(names)}
+        image = keras.Input(teacher.input_shape[1:], name="image")
+        acts = features(image)
         acts = acts if isinstance(acts, (list, tuple)) else [acts]
-        out = []
-        for student, (i, o) in zip(self.students, self.io):
-            pred = student(tf.stop_gradient(acts[i]), training=True)
-            err = tf.square(pred - tf.stop_gradient(acts[o]))
-            out.append(tf.reduce_mean(tf.reshape(err, [tf.shape(err)[0], -1]), axis=1))
-        return tf.stack(out)
+        errors = []
+        for student, (s, r) in zip(self.students, self.specs):
+            i = index[modules[s].input_layer]
+            o = index[modules[s + len(r) - 1].output_layer]
+            errors.append(BlockMSE(name=f"mse_{len(errors)}")(student(acts[i]), acts[o]))
+        out = errors[0] if len(errors) == 1 else keras.layers.Concatenate(name="mse")(errors)
+        self.model = keras.Model(image, out, name="multiplexer")
 
 
 def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_rate=1e-3,
-                    modules=None, log_dir=None, verbose=1, global_batch_size=None):
+                    modules=None, log_dir=None, verbose=1, batch_size=64, seed=0):
     """Pre-train every block of `plan` teacher-student, group by group.
 
-    dataset: a tf.data.Dataset of images or (images, labels) batches (real
-    data); it is repeated as needed. strategy: a tf.distribute strategy
-    (default: the current one). Returns PretrainedBlocks with the weights of
-    every block keyed by layer name, and the seconds it took.
+    dataset: real training images, as an array, an `(images, labels)` pair,
+    or (TensorFlow backend) a tf.data.Dataset of batches; it is repeated as
+    needed. strategy: a tf.distribute strategy (TensorFlow backend; default:
+    the current one); other Keras backends train the same multiplexing
+    model with `fit`. Returns PretrainedBlocks with the weights of every
+    block keyed by layer name, and the seconds it took.
 
     Example:
         >>> from wootz_keras import zoo, data
@@ -77,29 +85,33 @@ def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_r
         >>> teacher = zoo.resnet_cifar(depth=8)
         >>> plan = plan_tuning_blocks([[0.3, 0.5, 0.5], [0.3, 0.5, 0.7]])
         >>> x, y = data.load_fashion_mnist("test", limit=64)
-        >>> blocks = pretrain_blocks(teacher, plan, data.as_dataset(x, y, 32), steps=2, verbose=0)
+        >>> blocks = pretrain_blocks(teacher, plan, x, steps=2, batch_size=32, verbose=0)
     """
-    strategy = strategy or tf.distribute.get_strategy()
     modules = modules or find_modules(teacher)
     check_plan_matches(modules, plan)
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
+    tf_backend = keras.backend.backend() == "tensorflow"
+    if strategy is not None and not tf_backend:
+        raise ValueError(f"strategy= needs the TensorFlow backend, not {keras.backend.backend()!r}")
     groups = getattr(plan, "groups", None) or [list(range(len(plan.blocks)))]
     result = PretrainedBlocks(teacher_fingerprint(modules), steps=steps)
-    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     started = time.perf_counter()
-    images = dataset.map(lambda *b: b[0]).repeat()
     for g, group in enumerate(groups):
         specs = [(plan.blocks[i].start, tuple(plan.blocks[i].rates)) for i in group]
         if not specs:
             continue
-        with strategy.scope():
-            mux = Multiplexer(_copy(teacher), modules, specs)
-            optimizer = keras.optimizers.Adam(learning_rate)
-            optimizer.build(mux.trainable_variables)
-        losses = _train(mux, optimizer, strategy, images, steps, global_batch_size,
-                        writer, verbose, f"group {g + 1}/{len(groups)} ({len(specs)} blocks)")
-        for (start, rates), student, loss in zip(specs, mux.students, losses):
+        title = f"group {g + 1}/{len(groups)} ({len(specs)} blocks)"
+        if verbose:
+            print(f"pre-training {title}")
+        if tf_backend:
+            losses, students = _train_distributed(teacher, modules, specs, dataset, steps,
+                                                  strategy, learning_rate, batch_size, seed,
+                                                  log_dir, verbose)
+        else:
+            losses, students = _train_fit(teacher, modules, specs, dataset, steps,
+                                          learning_rate, batch_size, seed, verbose)
+        for (start, rates), student, loss in zip(specs, students, losses):
             result.add(TrainedBlock(start, rates, _student_weights(student), float(loss)))
     result.seconds = time.perf_counter() - started
     return result
@@ -116,36 +128,99 @@ def _student_weights(student):
             if layer.weights and not isinstance(layer, keras.layers.InputLayer)}
 
 
-def _train(mux, optimizer, strategy, images, steps, global_batch_size, writer, verbose, title):
+def _images(dataset):
+    if isinstance(dataset, (tuple, list)):
+        dataset = dataset[0]
+    return dataset
+
+
+def _train_fit(teacher, modules, specs, dataset, steps, learning_rate, batch_size, seed, verbose):
+    """Any Keras backend: `fit` the multiplexing model on seeded batches."""
+    x = np.asarray(_images(dataset))
+    if x.ndim < 2:
+        raise ValueError("dataset must be an array of images or an (images, labels) pair")
+    mux = Multiplexer(_copy(teacher), modules, specs)
+    idx = np.random.default_rng(seed).integers(0, len(x), steps * batch_size)
+    mux.model.compile(keras.optimizers.Adam(learning_rate),
+                      loss=lambda _, per_block: keras.ops.sum(per_block, axis=-1))
+    mux.model.fit(x[idx], np.zeros((len(idx), 1), "float32"), batch_size=batch_size, epochs=1,
+                  shuffle=False, verbose=verbose)
+    last = x[idx[-batch_size:]]
+    return np.mean(keras.ops.convert_to_numpy(mux.model(last, training=False)), axis=0), mux.students
+
+
+def _train_distributed(teacher, modules, specs, dataset, steps, strategy, learning_rate,
+                       batch_size, seed, log_dir, verbose):
+    """TensorFlow backend: a custom loop under a tf.distribute strategy
+    (Keras `fit` fails under MultiWorkerMirroredStrategy)."""
+    import tensorflow as tf
+
+    strategy = strategy or tf.distribute.get_strategy()
+    images = _images(dataset)
+    if not isinstance(images, tf.data.Dataset):
+        images = tf.data.Dataset.from_tensor_slices(np.asarray(images)).shuffle(
+            min(len(images), 10_000), seed=seed).batch(batch_size)
+    else:
+        images = images.map(lambda *b: b[0] if isinstance(b, tuple) else b)
+    images = images.repeat()
+    with strategy.scope():
+        mux = Multiplexer(_copy(teacher), modules, specs)
+        optimizer = keras.optimizers.Adam(learning_rate)
+        variables = mux.model.trainable_variables
+        optimizer.build(variables)
     dist = strategy.experimental_distribute_dataset(images)
-    variables = mux.trainable_variables
     replicas = strategy.num_replicas_in_sync
 
     def replica_step(x):
         with tf.GradientTape() as tape:
-            per_block = mux.losses(x)                     # (blocks, batch)
-            batch = global_batch_size or tf.shape(x)[0] * replicas
-            total = tf.reduce_sum(per_block) / tf.cast(batch, tf.float32)
-        grads = tape.gradient(total, variables)
-        optimizer.apply(grads, variables)
-        return tf.reduce_sum(per_block, axis=1) / tf.cast(batch, tf.float32)
+            per_block = mux.model(x, training=True)          # (batch, blocks)
+            batch = tf.cast(tf.shape(x)[0] * replicas, tf.float32)
+            total = tf.reduce_sum(per_block) / batch
+        optimizer.apply(tape.gradient(total, variables), variables)
+        return tf.reduce_sum(per_block, axis=0) / batch
 
     @tf.function
     def step(x):
         per_replica = strategy.run(replica_step, args=(x,))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    if verbose:
-        print(f"pre-training {title}")
+    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss"])
     it = iter(dist)
-    last = np.zeros(len(mux.students))
+    last = np.zeros(len(specs))
     for i in range(steps):
         last = step(next(it)).numpy()
         bar.update(i + 1, [("loss", float(last.sum()))])
         if writer and (i % 10 == 0 or i == steps - 1):
             with writer.as_default(step=i):
                 tf.summary.scalar("pretrain/total_mse", float(last.sum()))
-                for spec, v in zip(mux.specs, last):
+                for spec, v in zip(specs, last):
                     tf.summary.scalar(f"pretrain/{block_name(*spec)}", float(v))
-    return last
+    _average_replica_statistics(strategy, mux.students)
+    return last, mux.students
+
+
+def _average_replica_statistics(strategy, students):
+    """Make every replica's BatchNorm moving statistics the replicas' mean.
+
+    Keras 3 creates moving_mean/moving_variance with aggregation "none", so
+    under a multi-replica strategy (MultiWorkerMirroredStrategy, several
+    GPUs) each replica updates only its own copy from its own shard, and
+    workers would save different block weights. The update is linear, so
+    averaging once at the end equals averaging after every step.
+    """
+    import tensorflow as tf
+
+    variables = [v for s in students for v in s.non_trainable_variables
+                 if v.dtype in ("float16", "bfloat16", "float32", "float64")]
+    if strategy.num_replicas_in_sync <= 1 or not variables:
+        return
+
+    def replica_fn():
+        ctx = tf.distribute.get_replica_context()
+        means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
+                               [tf.identity(v.value) for v in variables])
+        for v, m in zip(variables, means):
+            v.assign(m)
+
+    tf.function(lambda: strategy.run(replica_fn))()

@@ -108,10 +108,12 @@ def _blocks(teacher, plan, modules, settings, train, directory):
         return PretrainedBlocks.load(directory, fingerprint)
     _log(f"blocks: pre-training {len(plan.blocks)} tuning blocks, {settings.pretrain_steps} "
          "steps, multiplexed on one teacher pass")
-    ds = wz_data.as_dataset(*train, batch_size=settings.batch_size, seed=settings.seed)
-    blocks = pretrain_blocks(teacher, plan, ds, steps=settings.pretrain_steps, modules=modules,
-                             learning_rate=settings.learning_rate,
-                             log_dir=os.path.join(os.path.dirname(directory), "tensorboard"))
+    tf_backend = keras.backend.backend() == "tensorflow"
+    blocks = pretrain_blocks(teacher, plan, train, steps=settings.pretrain_steps, modules=modules,
+                             learning_rate=settings.learning_rate, batch_size=settings.batch_size,
+                             seed=settings.seed,
+                             log_dir=(os.path.join(os.path.dirname(directory), "tensorboard")
+                                      if tf_backend else None))
     blocks.save(directory)
     return blocks
 

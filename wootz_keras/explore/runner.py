@@ -7,7 +7,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from wootz_keras.compose.assemble import assemble, config_rates
 from wootz_keras.explore.objectives import Candidate
@@ -44,10 +43,9 @@ def finetune(model, train, steps, learning_rate=1e-3, batch_size=64, seed=0):
         return model
     keras.utils.set_random_seed(seed)
     x, y = train
-    ds = (tf.data.Dataset.from_tensor_slices((x, y))
-          .shuffle(min(len(x), 10_000), seed=seed).repeat().batch(batch_size))
+    idx = np.random.default_rng(seed).integers(0, len(x), steps * batch_size)
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy")
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(x[idx], y[idx], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     return model
 
 

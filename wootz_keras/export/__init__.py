@@ -1,0 +1,24 @@
+"""Export to SavedModel, TFLite (fp32 / fp16 / int8) and ONNX, verified in each runtime.
+
+    >>> from wootz_keras.export import export
+    >>> from wootz_keras.zoo import plain_cnn
+    >>> from wootz_keras.data import load_fashion_mnist
+    >>> x, _ = load_fashion_mnist("test", limit=50)
+    >>> export(plain_cnn(), "/tmp/wz_doc_export", verify_data=x)["formats"]["tflite"]["status"]
+    'ok'
+
+Modules: `api` (export, ExportError), `savedmodel`, `tflite`, `onnx_export`
+(writers and runtime runners), `verify` (tolerances, parity, latency),
+`manifest`, `data` (input validation, real images for a model).
+"""
+
+from wootz_keras.export.api import FORMATS, PATHS, ExportError, export  # noqa: F401
+from wootz_keras.export.data import real_images_for  # noqa: F401
+from wootz_keras.export.manifest import MANIFEST, read_manifest  # noqa: F401
+from wootz_keras.export.onnx_export import ONNX_OPSET  # noqa: F401
+from wootz_keras.export.verify import (  # noqa: F401
+    FP16_RTOL,
+    FP32_ATOL,
+    INT8_MIN_TOP1,
+    VerificationError,
+)

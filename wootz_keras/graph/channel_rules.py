@@ -31,7 +31,7 @@ class ChannelRule:
     out_axes: {weight name: axis indexed by output channels}
     in_axes:  {weight name: (axis, repeat)} indexed by input channels; with
               repeat r, input channel c owns rows c*r .. c*r+r-1
-    config_key: config entry holding the number of output channels
+    config_key: config entry holding the number of output channels (or a tuple of them)
     zero_preserving: for passthrough, whether f(0) == 0 (None: evaluate)
     reason: why a boundary is one (shown to users)
     warn: boundaries the user should hear about (Lambda, unknown layers)
@@ -133,7 +133,20 @@ def _prelu(layer, call):
     return ChannelRule("passthrough", zero_preserving=True)
 
 
+# activations that mix (or split) the channel axis: not elementwise
+_MIXING_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax", "glu")
+
+
+def mixing_activation(layer):
+    """Name of `layer`'s activation if it mixes channels (softmax, glu, ...), else None."""
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    return name if name in _MIXING_ACTIVATIONS else None
+
+
 def _elementwise_activation(layer, call):
+    mixing = mixing_activation(layer)
+    if mixing:
+        return boundary(f"{layer.name}: activation {mixing!r} mixes channels")
     return ChannelRule("passthrough", zero_preserving=None)
 
 
@@ -176,10 +189,93 @@ def _mixing(layer, call):
     return boundary(f"{layer.name}: {type(layer).__name__} mixes channels")
 
 
+def _grouped_or_depthwise_conv(layer, call):
+    """Conv with groups == in channels == filters is a depthwise conv
+    (ConvNeXt): channelwise, its filters and groups shrink together."""
+    cin, cout = call.inputs[0].channels, call.outputs[0].channels
+    if 1 < getattr(layer, "groups", 1) == cin == cout and _channels_last(layer):
+        return ChannelRule("channelwise", out_axes={"kernel": -1, "bias": 0},
+                           config_key=("filters", "groups"))
+    return _conv(layer, call)
+
+
+def _layer_scale(layer, call):
+    """keras.applications ConvNeXt's LayerScale: x * gamma, one gamma per channel."""
+    if len(layer.weights) != 1 or layer.weights[0].shape[-1] != call.inputs[0].channels:
+        return boundary(f"{layer.name}: LayerScale with unexpected weights")
+    return ChannelRule("channelwise", out_axes={layer.weights[0].name: 0},
+                       config_key="projection_dim")
+
+
+def _custom_scale(layer, call):
+    """keras.applications InceptionResNetV2's CustomScaleLayer: x0 + x1 * scale."""
+    if np.ndim(layer.scale) or len(call.inputs) != 2:
+        return boundary(f"{layer.name}: CustomScaleLayer with a per-channel scale")
+    return _merge(layer, call)
+
+
+# -- Keras 3 ops-level operations (e.g. `x + 3.0` on a KerasTensor) ----------
+# They are nodes of a Functional graph without being layers: no weights and
+# nothing to wrap. Only elementwise ones are seen through; any other is a
+# boundary naming the operation.
+_ELEMENTWISE_OPS = frozenset("""
+    Abs Absolute Negative Square Sqrt Exp Expm1 Log1p Tanh Sign Floor Ceil Round Trunc
+    Clip Cbrt Fabs Copy NanToNum Sin Sinh Arctan Arcsinh
+    Relu Relu6 Sigmoid Silu Gelu Elu Selu Celu LeakyRelu Softplus Softsign HardSigmoid
+    HardSilu HardTanh HardShrink SoftShrink TanhShrink LogSigmoid SparsePlus
+    SparseSigmoid Squareplus
+""".split())
+_BINARY_OPS = frozenset("Add Subtract Multiply Divide TrueDivide Maximum Minimum Power "
+                        "Fmax Fmin".split())
+
+
+def _is_symbolic(x):
+    return isinstance(x, keras.KerasTensor)
+
+
+def _op_args(call):
+    node = getattr(call, "node", None)
+    if node is None:
+        return None
+    return node.arguments.args, node.arguments.kwargs
+
+
+def _op_maps_zero_to_zero(call):
+    """Replay the operation with zeros in place of its (one) symbolic input."""
+    args, kwargs = _op_args(call)
+    zeros = keras.ops.zeros((1, call.inputs[0].channels or 1))
+    args, kwargs = keras.tree.map_structure(
+        lambda v: zeros if _is_symbolic(v) else v, (tuple(args), dict(kwargs)))
+    out = keras.ops.convert_to_numpy(call.core(*args, **kwargs))
+    return bool(np.all(out == 0))
+
+
+def _operation_rule(op, call):
+    kind = type(op).__name__
+    what = f"operation {op.name!r} ({type(op).__module__}.{kind})"
+    if _op_args(call) is None or len(call.outputs) != 1:
+        return boundary(f"{what} is opaque to channel pruning", warn=True)
+    args, kwargs = _op_args(call)
+    flat = keras.tree.flatten((tuple(args), dict(kwargs)))
+    symbolic = [v for v in flat if _is_symbolic(v)]
+    constants = [v for v in flat if not _is_symbolic(v)]
+    out = call.outputs[0]
+    if kind in _ELEMENTWISE_OPS or kind in _BINARY_OPS:
+        if len(symbolic) == 1 and tuple(call.inputs[0].shape) == tuple(out.shape):
+            if any(np.ndim(c) and np.shape(c)[-1] != 1 for c in constants
+                   if isinstance(c, (int, float, np.ndarray, np.generic)) or hasattr(c, "shape")):
+                return boundary(f"{what}: per-channel constant operand")
+            return ChannelRule("passthrough", zero_preserving=_op_maps_zero_to_zero(call))
+        if kind in _BINARY_OPS and len(symbolic) == 2:
+            return _merge(op, call)
+    return boundary(f"{what} is not a layer the pruning engine can see through", warn=True)
+
+
 def _builtin_rules():
     L = keras.layers
     rules = {
-        L.Conv1D: _conv, L.Conv2D: _conv, L.Conv3D: _conv,
+        L.Conv1D: _grouped_or_depthwise_conv, L.Conv2D: _grouped_or_depthwise_conv,
+        L.Conv3D: _grouped_or_depthwise_conv,
         L.Conv1DTranspose: _conv_transpose, L.Conv2DTranspose: _conv_transpose,
         L.Conv3DTranspose: _conv_transpose,
         L.Dense: _dense,
@@ -216,6 +312,14 @@ def _builtin_rules():
         cls = getattr(L, name, None)
         if cls is not None:
             rules[cls] = lambda layer, call: PASSTHROUGH
+    # layers private to keras.applications (ConvNeXt, InceptionResNetV2)
+    for module, name, fn in (("convnext", "LayerScale", _layer_scale),
+                             ("inception_resnet_v2", "CustomScaleLayer", _custom_scale)):
+        try:
+            mod = __import__(f"keras.src.applications.{module}", fromlist=[name])
+            rules[getattr(mod, name)] = fn
+        except (ImportError, AttributeError):
+            pass
     return rules
 
 
@@ -240,6 +344,8 @@ def channel_rule(call):
         fn = _REGISTRY.get(cls) or _BUILTIN.get(cls)
         if fn is not None:
             return fn(layer, call)
+    if not isinstance(layer, keras.layers.Layer):      # a keras.ops Operation node
+        return _operation_rule(layer, call)
     if type(layer).__name__ == "Lambda":
         return boundary(f"Lambda layer {layer.name!r} is opaque to channel pruning", warn=True)
     return boundary(f"layer {layer.name!r} ({type(layer).__name__}) is unknown to the pruning "

@@ -56,7 +56,7 @@ def layer_params(layer, cin, cout):
         return cout * len(layer.weights)
     if kind == "PReLU" and layer.built and layer.alpha.shape[-1] > 1:
         return int(np.prod(layer.alpha.shape[:-1])) * cout
-    return sum(int(np.prod(w.shape)) for w in layer.weights)
+    return sum(int(np.prod(w.shape)) for w in getattr(layer, "weights", ()))  # ops: none
 
 
 def count_params(model, channels=None):

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from wootz_keras.graph.channel_rules import channel_rule, evaluates_zero_to_zero
+from wootz_keras.graph.channel_rules import channel_rule, evaluates_zero_to_zero, mixing_activation
 from wootz_keras.graph.model_graph import LayerGraph
 
 WEIGHTED_ROLES = ("producer", "channelwise")
@@ -78,6 +78,7 @@ class ChannelAnalysis:
         self.spaces = _Spaces()
         self._edges = []
         self._frozen = {}             # space key -> reason
+        self._dirty = {}              # id(tensor) -> operation leaving pruned channels non-zero
         for t in self.graph.tensors:
             self.spaces.add(("t", id(t)), t.channels)
         for call in self.graph.calls:
@@ -107,6 +108,7 @@ class ChannelAnalysis:
         self.rules[id(call)] = rule
         role = rule.role
         ins, outs = call.inputs, call.outputs
+        dirty = [t for t in ins if id(t) in self._dirty]
         if role == "boundary":
             if rule.warn:
                 warnings.warn(f"pruning boundary: {rule.reason}; channels around it are kept", stacklevel=3)
@@ -128,6 +130,15 @@ class ChannelAnalysis:
                 e = rule.expand
                 src = np.repeat(np.arange(cin), e)
                 self._connect(kin + src, kout + np.arange(cin * e))
+            mixing = mixing_activation(call.core)
+            if mixing and not any(outs[0] is t for t in self.graph.outputs):
+                # e.g. Dense(activation="softmax") inside the net: masked != removed
+                self._freeze(outs[0], f"layer {call.core.name!r} has activation {mixing!r}, "
+                                      "which mixes its output channels")
+            for t in dirty:     # its input weights would meet f(0) != 0 in the masked model
+                self._freeze(t, f"layer {call.core.name!r} reads channels that operation "
+                                f"{self._dirty[id(t)]!r} maps to a non-zero constant, and "
+                                "operations cannot be masked")
             self.needs_mask.append(call)
             return
         out = outs[0]
@@ -136,8 +147,8 @@ class ChannelAnalysis:
             zero_ok = rule.zero_preserving
             if zero_ok is None:
                 zero_ok = evaluates_zero_to_zero(call)
-            if not zero_ok:
-                self.needs_mask.append(call)
+            if not zero_ok or dirty:
+                self._mask_or_taint(call, dirty)
         elif role == "flatten":
             c = ins[0].channels
             flat = self._tensor_nodes(out)
@@ -150,6 +161,41 @@ class ChannelAnalysis:
             for t in ins:
                 self._connect(self._tensor_nodes(t), dst[offset:offset + t.channels])
                 offset += t.channels
+        if role in ("flatten", "merge", "concat") and dirty:
+            clean_factor = role == "merge" and type(call.core).__name__ == "Multiply" \
+                and len(dirty) < len(ins)
+            if not clean_factor:        # x * 0 == 0: one clean factor cleans a product
+                self._mask_or_taint(call, dirty)
+
+    def _mask_or_taint(self, call, dirty):
+        """`call`'s output may be non-zero on pruned channels: mask it with a
+        wrapper, or, for a keras.ops Operation (nothing to wrap), pass the
+        duty on to its consumers."""
+        import keras
+        if isinstance(call.core, keras.layers.Layer):
+            self.needs_mask.append(call)
+            self._share_mask(call)
+        else:
+            origin = self._dirty[id(dirty[0])] if dirty else call.core.name
+            for t in call.outputs:
+                self._dirty[id(t)] = origin
+
+    def _share_mask(self, call):
+        """A wrapper holds one mask per layer, so the calls of a shared layer
+        that must be masked have to keep the same channels (or none)."""
+        calls = self.graph.calls_of(call.core)
+        if len(calls) < 2:
+            return
+        widths = sorted({c.outputs[0].channels for c in calls})
+        if len(widths) > 1:
+            for c in calls:
+                for t in c.inputs + c.outputs:
+                    self._freeze(t, f"shared layer {call.core.name!r} is called on different "
+                                    f"channel counts {widths}")
+            return
+        out = call.outputs[0]
+        base = self.spaces.add(("mask", id(call.core)), out.channels)
+        self._connect(self._tensor_nodes(out), base + np.arange(out.channels))
 
     def _components(self):
         g = self.graph

@@ -34,6 +34,7 @@ class Call:
     inputs: list
     outputs: list
     index: int = 0
+    node: object = dataclasses.field(default=None, repr=False)   # the Keras Node (call arguments)
 
     @property
     def core(self):
@@ -124,7 +125,7 @@ class LayerGraph:
                     for outer_t, inner_t in zip(node.output_tensors, inner_outputs):
                         known[id(outer_t)] = inner[id(inner_t)]
                     continue
-                call = Call(op, ins, [])
+                call = Call(op, ins, [], node=node)
                 for t in node.output_tensors:
                     out = self._new_tensor(ctx + (id(t),), t.shape, call)
                     call.outputs.append(out)

@@ -14,8 +14,16 @@ def _weights_by_name(layer):
     return {v.name: v for v in layer.weights}
 
 
-def _kernel_name(rule):
-    return next(n for n in rule.out_axes if "kernel" in n)
+def _kernel_name(rule, weights):
+    """The weight whose slices are a producer's filters: a "...kernel" if any,
+    else (custom layers) the largest weight indexed by output channels."""
+    names = [n for n in rule.out_axes if n in weights]
+    kernels = [n for n in names if "kernel" in n]
+    if kernels:
+        return kernels[0]
+    if not names:
+        return None
+    return max(names, key=lambda n: int(np.prod(weights[n].shape)))
 
 
 def _taylor_grads(model, data, loss):
@@ -27,7 +35,7 @@ def _taylor_grads(model, data, loss):
     loss_fn = keras.losses.get(loss)
     with tf.GradientTape() as tape:
         value = tf.reduce_mean(loss_fn(y, model(x, training=False)))
-    variables = [v for v in model.trainable_variables if "kernel" in v.name]
+    variables = list(model.trainable_variables)
     grads = tape.gradient(value, [v.value for v in variables])
     return {id(v): (None if g is None else g.numpy()) for v, g in zip(variables, grads)}
 
@@ -86,7 +94,9 @@ def _channel_scores(layer, rule, criterion, grads):
         return None
     if rule.role != "producer":
         return None
-    name = _kernel_name(rule)
+    name = _kernel_name(rule, weights)
+    if name is None:
+        return None
     var = weights[name]
     axis = rule.out_axes[name]
     if criterion == "l1":

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from wootz_keras.graph.dependency import ChannelAnalysis
-from wootz_keras.pruning.importance import group_scores
+from wootz_keras.pruning.importance import CRITERIA, group_scores
 from wootz_keras.pruning.rebuild import copy_config, rebuild
 from wootz_keras.pruning.surgery import _mask_space
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
@@ -16,6 +16,12 @@ def _check_rate(rate, what):
     if not isinstance(rate, (int, float, np.floating)) or not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"{what} must be a number in [0, 1), got {rate!r}")
     return float(rate)
+
+
+def _check_criterion(criterion):
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; choose one of {CRITERIA}")
+    return criterion
 
 
 def resolve_group_rates(analysis, rate=None, rates=None):
@@ -30,11 +36,16 @@ def resolve_group_rates(analysis, rate=None, rates=None):
         rate = _check_rate(rate, "rate")
         out = {g.id: rate for g in analysis.groups if g.prunable}
     chosen = {}
+    if rates is not None and not isinstance(rates, dict):
+        raise ValueError(f"rates must be a dict {{layer name: rate}}, got {rates!r}")
     for name, r in (rates or {}).items():
         r = _check_rate(r, f"rates[{name!r}]")
         group = analysis.group_of(name)
         if not group.prunable:
             raise ValueError(f"layer {name!r} is not prunable: {group.reason}")
+        if name not in group.producers:
+            raise ValueError(f"layer {name!r} is not prunable: it has no filters of its own; "
+                             f"name a producer of its channels instead ({', '.join(group.producers)})")
         if group.id in chosen and chosen[group.id][1] != r:
             other = chosen[group.id][0]
             raise ValueError(f"layers {other!r} and {name!r} share a dependency group but were "
@@ -96,6 +107,7 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
                          "strip_pruning it first")
     if not isinstance(round_to, int) or round_to < 1:
         raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
+    _check_criterion(criterion)
     analysis = ChannelAnalysis(model)
     group_rates = resolve_group_rates(analysis, rate, rates)
     targets = [g for g, r in group_rates.items() if r > 0 or schedule is not None]
@@ -117,13 +129,15 @@ def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
         gids = set(analysis.element_index(key)[0].tolist()) & targets
         if gids:
             wrap[id(call.core)] = (key, max(group_rates[g] for g in gids))
+    cleaned = _cleaned_by_consumers(analysis, wrap)
     pairs = []
 
     def make_layer(layer):
         new = copy_config(layer)
         pairs.append((layer, new))
         if id(layer) in wrap:
-            return PruneWrapper(new, rate=wrap[id(layer)][1], schedule=schedule)
+            return PruneWrapper(new, rate=wrap[id(layer)][1], schedule=schedule,
+                                mask_output=id(layer) not in cleaned)
         return new
 
     wrapped = rebuild(analysis.graph.model, make_layer)
@@ -135,6 +149,32 @@ def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
             key = wrap[id(_original(pairs, layer.layer))][0]
             layer.mask.assign(analysis.keep_mask(key, pruned).astype("float32"))
     return wrapped
+
+
+def _cleaned_by_consumers(analysis, wrap):
+    """ids of wrapped layers whose output mask is redundant: every consumer of
+    every call is a wrapped channelwise layer (Conv -> BatchNormalization),
+    which zeroes the pruned channels itself; chains of such layers end in one
+    that masks (a model output is never cleaned). Forward and gradients are
+    unchanged; the masked model just multiplies less."""
+    graph_outputs = {id(t) for t in analysis.graph.outputs}
+    cleaned = set()
+    by_core = {}
+    for call in analysis.graph.calls:
+        by_core.setdefault(id(call.core), []).append(call)
+    for core_id in wrap:
+        ok = True
+        for call in by_core.get(core_id, ()):
+            for t in call.outputs:
+                if id(t) in graph_outputs or not t.consumers:
+                    ok = False
+                for c in t.consumers:
+                    if id(c.core) not in wrap or analysis.rules[id(c)].role != "channelwise" \
+                            or len(c.inputs) != 1:
+                        ok = False
+        if ok and by_core.get(core_id):
+            cleaned.add(core_id)
+    return cleaned
 
 
 def _original(pairs, new_layer):
@@ -161,7 +201,10 @@ class UpdatePruningStep(keras.callbacks.Callback):
 
     def __init__(self, criterion="l1"):
         super().__init__()
-        self.criterion = criterion
+        if criterion == "taylor":
+            raise ValueError("UpdatePruningStep cannot use criterion 'taylor' (it has no batch of "
+                             "data); use 'l1', 'l2', 'bn_scale' or 'random'")
+        self.criterion = _check_criterion(criterion)
 
     def on_train_begin(self, logs=None):
         self._wrappers = [l for l in self.model._flatten_layers(include_self=False)

@@ -27,6 +27,8 @@ def rebuild(model, make_layer, nested_input_shapes=None):
     def clone(layer):
         if id(layer) in cache:
             return cache[id(layer)]
+        if not isinstance(layer, keras.layers.Layer):
+            return layer        # a stateless keras.ops Operation node (`x + 3.0`): reuse it
         if is_graph_model(layer):
             shapes = nested_input_shapes.get(id(layer))
             inputs = None
@@ -67,4 +69,11 @@ def copy_config(layer, **changes):
     """A fresh, unbuilt layer of the same class with `changes` applied to its config."""
     config = layer.get_config()
     config.update(changes)
+    if isinstance(layer, keras.layers.Lambda):
+        # Rebuild around the same Python objects: a config round trip would
+        # refuse a Python lambda (safe mode) or re-create it without its globals.
+        base = {k: v for k, v in config.items()
+                if k not in ("function", "output_shape", "mask", "arguments")}
+        return layer.__class__(layer.function, output_shape=layer._output_shape, mask=layer.mask,
+                               arguments=layer.arguments, **base)
     return layer.__class__.from_config(config)

@@ -94,7 +94,9 @@ def apply_pruning(analysis, pruned):
             kept = int(keep(("t", id(call.outputs[0]))).sum())
             changes["target_shape"] = tuple(core.get_config()["target_shape"][:-1]) + (kept,)
         elif rule.config_key:
-            changes[rule.config_key] = int(keep(("out", id(core))).sum())
+            keys = rule.config_key if isinstance(rule.config_key, tuple) else (rule.config_key,)
+            for key in keys:        # e.g. ("filters", "groups") for a depthwise Conv2D
+                changes[key] = int(keep(("out", id(core))).sum())
         new = copy_config(core, **changes)
         pairs.append((core, new, rule))
         return new

@@ -30,6 +30,11 @@ class PruneWrapper(keras.layers.Wrapper):
     `model.fit` and save / load as `.keras`. `rate` is the target fraction
     of the layer's dependency group to remove; `schedule` an optional tfmot
     PruningSchedule for gradual pruning (see `UpdatePruningStep`).
+    `mask_output=False` keeps the mask (it still says which channels are
+    pruned, for `strip_pruning` and schedules) but skips the multiply:
+    `prune_filters` sets it where every consumer is a masked per-channel layer
+    (e.g. Conv -> BatchNormalization), whose own mask zeroes those channels
+    anyway, so training pays for one multiply per channel set, not two.
 
     Example:
         >>> layer = PruneWrapper(keras.layers.Dense(4), rate=0.5)
@@ -39,16 +44,17 @@ class PruneWrapper(keras.layers.Wrapper):
 
     _wootz_wrapper = True
 
-    def __init__(self, layer, rate=0.0, schedule=None, **kwargs):
+    def __init__(self, layer, rate=0.0, schedule=None, mask_output=True, **kwargs):
         kwargs.setdefault("name", layer.name)
         super().__init__(layer, **kwargs)
         self.rate = float(rate)
+        self.mask_output = bool(mask_output)
         self.schedule = deserialize_schedule(schedule) if isinstance(schedule, dict) else schedule
 
     def build(self, input_shape):
         if not self.layer.built:
             self.layer.build(input_shape)
-        channels = self.layer.compute_output_shape(input_shape)[-1]
+        channels = self.compute_output_shape(input_shape)[-1]
         self.mask = self.add_weight(name="mask", shape=(channels,), initializer="ones",
                                     trainable=False)
         self.pruning_step = self.add_weight(name="pruning_step", shape=(), dtype="int64",
@@ -57,14 +63,20 @@ class PruneWrapper(keras.layers.Wrapper):
 
     def call(self, inputs, training=None):
         outputs = self.layer(inputs, training=training)
+        if not self.mask_output:
+            return outputs
         return outputs * ops.cast(self.mask, outputs.dtype)
 
     def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+        try:
+            return self.layer.compute_output_shape(input_shape)
+        except NotImplementedError:     # custom layers often only define call()
+            return self.layer.compute_output_spec(keras.KerasTensor(input_shape)).shape
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate, schedule=serialize_schedule(self.schedule))
+        config.update(rate=self.rate, schedule=serialize_schedule(self.schedule),
+                      mask_output=self.mask_output)
         return config
 
 

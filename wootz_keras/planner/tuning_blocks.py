@@ -1,0 +1,384 @@
+"""Tuning-block selection: which pruned pieces to pre-train (Wootz step 3).
+
+Each configuration is encoded as the symbols `(module_index, rate)`, one per
+module, ended by a marker unique to the configuration. Sequitur compresses
+the concatenation; every rule of the grammar is a run of consecutive modules
+with fixed rates that recurs, i.e. a candidate tuning block. The paper's
+linear-time heuristic then picks the blocks, and the grammar tells each
+configuration which blocks it can use.
+
+Example:
+    >>> plan = plan_tuning_blocks([[0.3, 0.5, 0.7, 0.3],
+    ...                            [0.5, 0.5, 0.7, 0.5],
+    ...                            [0.7, 0.5, 0.7, 0.7]])
+    >>> [b.name for b in plan.blocks]
+    ['m1-2@0.5,0.7']
+    >>> plan.blocks[0].frequency
+    3
+"""
+
+import dataclasses
+import itertools
+import numbers
+
+from wootz_keras.planner.sequitur import RuleRef, build_grammar, gc_paused
+from wootz_keras.utils.io import read_json, write_json
+
+__all__ = ["Block", "Coverage", "Plan", "plan_tuning_blocks"]
+
+RATE_DECIMALS = 4
+FORMAT = "wootz_keras.plan"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A tuning block: modules `start`..`stop - 1` pruned at `rates`.
+
+    Example:
+        >>> b = Block(id=0, start=3, rates=(0.3, 0.5, 0.7), frequency=12)
+        >>> b.name, b.stop, len(b)
+        ('m3-5@0.3,0.5,0.7', 6, 3)
+    """
+
+    id: int
+    start: int
+    rates: tuple
+    frequency: int
+
+    @property
+    def stop(self):
+        return self.start + len(self.rates)
+
+    def __len__(self):
+        return len(self.rates)
+
+    @property
+    def name(self):
+        rates = ",".join(f"{r:g}" for r in self.rates)
+        return f"m{self.start}-{self.stop - 1}@{rates}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """How much of the configurations the blocks cover.
+
+    `fraction`: covered module slots / all module slots over all configs;
+    `blocks_per_config`: mean number of blocks a config uses;
+    `expected_reuse`: block uses over all configs / number of blocks.
+    """
+
+    fraction: float
+    blocks_per_config: float
+    expected_reuse: float
+
+
+class Plan:
+    """Selected tuning blocks, the blocks each config uses, training groups.
+
+    Build one with `plan_tuning_blocks` or `Plan.from_json`.
+
+    Example:
+        >>> plan = plan_tuning_blocks([[0.3, 0.5, 0.7], [0.5, 0.5, 0.7]])
+        >>> [b.name for b in plan.uses(0)]
+        ['m1-2@0.5,0.7']
+        >>> [b.name for b in plan.uses([0.7, 0.5, 0.7])]   # not in the plan
+        ['m1-2@0.5,0.7']
+        >>> plan.coverage.fraction
+        0.6666666666666666
+    """
+
+    def __init__(self, configs, blocks, uses, groups, module_names=None):
+        self.configs = [tuple(c) for c in configs]
+        self.blocks = list(blocks)
+        self.groups = [list(g) for g in groups]
+        self.module_names = None if module_names is None else tuple(module_names)
+        self._uses = [tuple(u) for u in uses]
+        self._index = {}
+        for i, rates in enumerate(self.configs):
+            self._index.setdefault(rates, i)
+        self._by_start = {}
+        for block in sorted(self.blocks, key=len, reverse=True):
+            self._by_start.setdefault(block.start, []).append(block)
+
+    def __repr__(self):
+        return (f"Plan({len(self.configs)} configs x {self.num_modules} modules, "
+                f"{len(self.blocks)} blocks, {len(self.groups)} groups)")
+
+    @property
+    def num_modules(self):
+        return len(self.configs[0])
+
+    def uses(self, config):
+        """The blocks `config` uses, in module order, never overlapping.
+
+        `config` is an index into `plan.configs`, a rate sequence, or an
+        object with `.rates`. A config the plan does not hold gets a greedy
+        longest-match cover from the plan's blocks.
+
+        Example:
+            >>> plan = plan_tuning_blocks([[0.3, 0.5, 0.7], [0.5, 0.5, 0.7]])
+            >>> plan.uses(1) == plan.uses([0.5, 0.5, 0.7])
+            True
+        """
+        if isinstance(config, numbers.Integral):
+            if not 0 <= config < len(self.configs):
+                raise ValueError(
+                    f"config index {config} is out of range for {len(self.configs)} configs")
+            return [self.blocks[b] for b in self._uses[config]]
+        rates = _config_rates(config, "config")
+        if len(rates) != self.num_modules:
+            raise ValueError(
+                f"config has {len(rates)} modules, expected {self.num_modules}")
+        i = self._index.get(rates)
+        if i is not None:
+            return [self.blocks[b] for b in self._uses[i]]
+        return self._greedy_cover(rates)
+
+    def _greedy_cover(self, rates):
+        cover = []
+        m = 0
+        while m < len(rates):
+            for block in self._by_start.get(m, ()):
+                if rates[m:block.stop] == block.rates:
+                    cover.append(block)
+                    m = block.stop
+                    break
+            else:
+                m += 1
+        return cover
+
+    @property
+    def coverage(self):
+        """A `Coverage` of the plan's own configs.
+
+        Example:
+            >>> plan = plan_tuning_blocks([[0.3, 0.5, 0.7], [0.5, 0.5, 0.7]])
+            >>> plan.coverage.blocks_per_config, plan.coverage.expected_reuse
+            (1.0, 2.0)
+        """
+        used = [self.blocks[b] for u in self._uses for b in u]
+        slots = len(self.configs) * self.num_modules
+        return Coverage(
+            fraction=sum(map(len, used)) / slots,
+            blocks_per_config=len(used) / len(self.configs),
+            expected_reuse=len(used) / len(self.blocks) if self.blocks else 0.0)
+
+    def to_json(self, path):
+        """Write the plan to `path` atomically.
+
+        Example:
+            >>> plan = plan_tuning_blocks([[0.3, 0.5], [0.3, 0.5]])
+            >>> plan.to_json("/tmp/wz_plan.json")
+            >>> Plan.from_json("/tmp/wz_plan.json").blocks == plan.blocks
+            True
+        """
+        write_json(path, {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "module_names": None if self.module_names is None else list(self.module_names),
+            "configs": [list(c) for c in self.configs],
+            "blocks": [{"id": b.id, "name": b.name, "start": b.start,
+                        "rates": list(b.rates), "frequency": b.frequency}
+                       for b in self.blocks],
+            "uses": [list(u) for u in self._uses],
+            "groups": self.groups,
+        })
+
+    @classmethod
+    def from_json(cls, path):
+        """Read a plan written by `to_json`; a wrong file is a ValueError."""
+        data = read_json(path, "plan")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"plan {path!r} is not a {FORMAT} file")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"plan {path!r} has version {data.get('version')!r}, "
+                             f"this reader knows version {FORMAT_VERSION}")
+        try:
+            blocks = [Block(b["id"], b["start"], tuple(b["rates"]), b["frequency"])
+                      for b in data["blocks"]]
+            plan = cls(data["configs"], blocks, data["uses"], data["groups"],
+                       data["module_names"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"plan {path!r} is malformed: {e!r}") from None
+        if [b.id for b in blocks] != list(range(len(blocks))):
+            raise ValueError(f"plan {path!r}: block ids are not 0..{len(blocks) - 1}")
+        return plan
+
+
+def plan_tuning_blocks(configs, module_names=None, memory_budget=None, block_cost=None):
+    """Select tuning blocks for `configs` (Wootz steps 1-3).
+
+    `configs`: rate sequences (one rate in [0, 1) per module) or objects with
+    `.rates`; at least two, all of one length. Rates are rounded to
+    `RATE_DECIMALS` decimals, so 0.3 and 0.30000001 are the same rate.
+
+    Selection is the paper's heuristic, a post-order walk of the rule DAG
+    (children before parents, each rule once, parallel edges merged):
+
+    - a rule of frequency 1 (the start rule, or any rule holding an end
+      marker) is never chosen and is a dead end;
+    - a rule with a dead-end child is a dead end (stop going up the path);
+    - a leaf rule (all items terminals) with frequency > 1 is a block;
+    - any other rule becomes a block, replacing its children, when its
+      frequency equals the largest frequency of its child rules (terminal
+      items do not count); otherwise it is a dead end.
+
+    Note: in a Sequitur grammar every rule is used at least twice, so a
+    child rule always occurs strictly more often than each of its parents.
+    The "equal frequency" test therefore never passes and the chosen blocks
+    are exactly the leaf rules. Module slots no chosen block covers use
+    default L1 pruning.
+
+    `memory_budget` and `block_cost` (a callable Block -> cost, same unit)
+    come together: blocks are then packed into `plan.groups` first-fit
+    decreasing, each group's total cost within the budget. Without them all
+    blocks form one group.
+
+    Example:
+        >>> plan = plan_tuning_blocks(
+        ...     [[0.3, 0.5, 0.7, 0.3], [0.3, 0.5, 0.5, 0.3], [0.7, 0.7, 0.7, 0.3]],
+        ...     memory_budget=3, block_cost=len)
+        >>> [(b.name, b.frequency) for b in plan.blocks]
+        [('m0-1@0.3,0.5', 2), ('m2-3@0.7,0.3', 2)]
+        >>> [[b.id for b in plan.uses(i)] for i in range(3)]
+        [[0, 1], [0], [1]]
+        >>> plan.groups
+        [[0], [1]]
+    """
+    with gc_paused():
+        rates = _all_config_rates(configs)
+        num_modules = len(rates[0])
+        if module_names is not None and len(module_names) != num_modules:
+            raise ValueError(
+                f"module_names has {len(module_names)} names for {num_modules} modules")
+        grammar = build_grammar(_encode(rates))
+        freq = grammar.frequencies()
+        order = grammar.topological_order()
+        marked = _select(grammar, freq, order)
+        blocks, block_of = _make_blocks(grammar, freq, marked)
+        uses = _config_uses(grammar, order, block_of, len(rates))
+        groups = _group(blocks, memory_budget, block_cost)
+        return Plan(rates, blocks, uses, groups, module_names)
+
+
+def _config_rates(config, what):
+    """Rounded rates of one config; `what` names it in error messages."""
+    raw = getattr(config, "rates", config)
+    if isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
+        raise ValueError(f"{what} is not a sequence of rates: {config!r}")
+    raw = tuple(raw)
+    try:
+        rates = tuple(map(round, map(float, raw), itertools.repeat(RATE_DECIMALS)))
+        if all(0.0 <= r < 1.0 for r in rates):
+            return rates
+    except (TypeError, ValueError):
+        pass
+    for j, r in enumerate(raw):      # slow path: find the culprit
+        try:
+            ok = 0.0 <= round(float(r), RATE_DECIMALS) < 1.0
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}, module {j}: rate {r!r} is not a number") from None
+        if not ok:
+            raise ValueError(f"{what}, module {j}: rate {r!r} is outside [0, 1)")
+
+
+def _all_config_rates(configs):
+    configs = list(configs)
+    if len(configs) < 2:
+        raise ValueError(f"need at least 2 configurations, got {len(configs)}")
+    rates = [_config_rates(c, f"config {i}") for i, c in enumerate(configs)]
+    if not rates[0]:
+        raise ValueError("config 0 has no modules")
+    expected = len(rates[0])
+    for i, r in enumerate(rates):
+        if len(r) != expected:
+            raise ValueError(
+                f"config {i} has {len(r)} modules, expected {expected} (as config 0)")
+    return rates
+
+
+def _encode(rates):
+    """Symbols `(module, rate)` per config, each config ended by its index."""
+    modules = range(len(rates[0]))
+    symbols = []
+    for i, config in enumerate(rates):
+        symbols.extend(zip(modules, config))
+        symbols.append(i)
+    return symbols
+
+
+def _select(grammar, freq, order):
+    """The paper's post-order heuristic; returns the chosen rule ids."""
+    marked = set()
+    dead = set()
+    for rid in reversed(order):
+        kids = grammar.children(rid).keys()
+        if (freq[rid] > 1 and dead.isdisjoint(kids)
+                and (not kids or freq[rid] == max(freq[k] for k in kids))):
+            marked.add(rid)
+            marked.difference_update(kids)
+        else:
+            dead.add(rid)
+    return marked
+
+
+def _make_blocks(grammar, freq, marked):
+    """Blocks sorted by (start, stop, rates), and rule id -> block id."""
+    found = []
+    for rid in marked:
+        symbols = grammar.expand(rid)
+        if not all(type(s) is tuple for s in symbols):
+            raise RuntimeError(f"rule {rid} spans an end marker: {symbols}")
+        start = symbols[0][0]
+        if [m for m, _ in symbols] != list(range(start, start + len(symbols))):
+            raise RuntimeError(f"rule {rid} covers non-consecutive modules: {symbols}")
+        found.append((start, len(symbols), tuple(r for _, r in symbols), freq[rid], rid))
+    found.sort()
+    blocks = [Block(i, start, rates, f) for i, (start, _, rates, f, _) in enumerate(found)]
+    return blocks, {f[-1]: i for i, f in enumerate(found)}
+
+
+def _config_uses(grammar, order, block_of, num_configs):
+    """Block ids per config, read off the grammar's parse of each config."""
+    rules = grammar.rules
+    cover = {}      # rule id -> block ids its expansion uses, in order
+    for rid in reversed(order[1:]):
+        if rid in block_of:
+            cover[rid] = (block_of[rid],)
+        else:
+            cover[rid] = tuple(b for item in rules[rid] if type(item) is RuleRef
+                               for b in cover[item.id])
+    uses = [[] for _ in range(num_configs)]
+    config = 0
+    for item in rules[grammar.start]:
+        if type(item) is RuleRef:
+            uses[config].extend(cover[item.id])
+        elif type(item) is int:
+            config += 1
+    return uses
+
+
+def _group(blocks, memory_budget, block_cost):
+    """Block ids in groups within `memory_budget` (first-fit decreasing)."""
+    if memory_budget is None and block_cost is None:
+        return [[b.id for b in blocks]] if blocks else []
+    if memory_budget is None or block_cost is None:
+        raise ValueError("memory_budget and block_cost must be given together")
+    if not memory_budget > 0:
+        raise ValueError(f"memory_budget must be positive, got {memory_budget!r}")
+    costs = {b.id: block_cost(b) for b in blocks}
+    bins = []       # [room left, block ids]
+    for b in sorted(blocks, key=lambda b: costs[b.id], reverse=True):
+        cost = costs[b.id]
+        if not 0 <= cost <= memory_budget:
+            raise ValueError(f"block {b.name} costs {cost!r}, outside [0, "
+                             f"memory_budget={memory_budget!r}]")
+        for room in bins:
+            if cost <= room[0]:
+                room[0] -= cost
+                room[1].append(b.id)
+                break
+        else:
+            bins.append([memory_budget - cost, [b.id]])
+    return [sorted(ids) for _, ids in bins]
