@@ -2,8 +2,7 @@
 
 from wootz_keras.compose.blocks import module_rates
 from wootz_keras.planner.modules import find_modules
-from wootz_keras.pruning.prune import prune_filters
-from wootz_keras.pruning.surgery import strip_pruning
+from wootz_keras.pruning.prune import prune_compact
 
 
 def config_rates(config):
@@ -29,7 +28,7 @@ def assemble(teacher, config, blocks=None, modules=None):
     if len(rates) != len(modules):
         raise ValueError(f"config has {len(rates)} rates but the teacher has {len(modules)} "
                          f"modules ({modules.names[0]} ...)")
-    net = strip_pruning(prune_filters(teacher, rates=module_rates(modules, 0, rates)))
+    net = prune_compact(teacher, rates=module_rates(modules, 0, rates))
     if blocks is not None:
         for block in blocks.cover(rates):
             for layer_name, weights in block.weights.items():

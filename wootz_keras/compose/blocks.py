@@ -8,8 +8,7 @@ import re
 import keras
 import numpy as np
 
-from wootz_keras.pruning.prune import prune_filters
-from wootz_keras.pruning.surgery import strip_pruning
+from wootz_keras.pruning.prune import prune_compact
 from wootz_keras.utils.io import atomic_path, read_json, write_json
 
 
@@ -60,8 +59,7 @@ def build_student(teacher, modules, start, rates):
     the tensor leaving the block's last module (both keep their shape).
     """
     rates_by_layer = {k: v for k, v in module_rates(modules, start, rates).items() if v > 0}
-    net = strip_pruning(prune_filters(teacher, rates=rates_by_layer)) if rates_by_layer else \
-        _copy(teacher)
+    net = prune_compact(teacher, rates=rates_by_layer) if rates_by_layer else _copy(teacher)
     first, last = modules[start], modules[start + len(rates) - 1]
     inputs = net.get_layer(first.input_layer).output if first.input_layer else net.inputs[0]
     outputs = net.get_layer(last.output_layer).output

@@ -46,20 +46,24 @@ class Settings:
     objective: str = "smallest_params:alpha=0.01"
     compare_default: bool = True
     medians_sample: int = 6          # configs fine-tuned in both modes for final medians
+    init_sample: int = None          # configs assembled for init medians (None: all)
 
 
 SCALES = {
     "tiny": Settings(depth=8, width=8, train_size=2_000, val_size=500, teacher_epochs=2,
                      num_configs=8, pretrain_steps=40, finetune_steps=10, medians_sample=2),
     "small": Settings(),
-    "full": Settings(depth=20, width=16, train_size=60_000, val_size=10_000, teacher_epochs=15,
-                     num_configs=256, pretrain_steps=2_000, finetune_steps=300, batch_size=128,
-                     medians_sample=16),
+    "full": Settings(depth=20, width=16, train_size=60_000, val_size=10_000, teacher_epochs=10,
+                     num_configs=256, pretrain_steps=1_500, finetune_steps=200, batch_size=128,
+                     medians_sample=12, init_sample=64),
 }
 
 
+_STARTED = time.perf_counter()
+
+
 def _log(msg):
-    print(f"[wootz] {msg}", flush=True)
+    print(f"[wootz {time.perf_counter() - _STARTED:7.1f}s] {msg}", flush=True)
 
 
 def load_teacher(path, settings, train, val):
@@ -118,11 +122,17 @@ def _blocks(teacher, plan, modules, settings, train, directory):
     return blocks
 
 
+def _spread(n, k):
+    """`k` indices spread evenly over range(n) (configs are sorted by nothing
+    in particular, so this is a fixed, size-diverse sample)."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))
+
+
 def _final_medians(teacher, configs, blocks, modules, settings, train, val, path):
     """Final accuracy of the same sample of configs fine-tuned in both modes."""
     if os.path.exists(path):
         return read_json(path, "medians file")
-    picked = np.linspace(0, len(configs) - 1, settings.medians_sample).round().astype(int)
+    picked = _spread(len(configs), settings.medians_sample)
     out = {"indices": picked.tolist(), "default": [], "composed": []}
     for mode, b in (("default", None), ("composed", blocks)):
         _log(f"final medians: fine-tuning {len(picked)} configs ({mode})")
@@ -131,6 +141,7 @@ def _final_medians(teacher, configs, blocks, modules, settings, train, val, path
             finetune(net, train, settings.finetune_steps, settings.learning_rate,
                      settings.batch_size, settings.seed + int(i))
             out[mode].append(accuracy(net, val))
+    out["indices"] = [int(i) for i in out["indices"]]
     write_json(path, out)
     return out
 
@@ -160,10 +171,11 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
     blocks = _blocks(teacher, plan, modules, settings, train, os.path.join(out_dir, "blocks"))
     pretrain_seconds = blocks.seconds or (time.perf_counter() - pretrain_started)
 
-    _log("init accuracy right after assembly: default pruning")
-    init = init_accuracies(teacher, configs, val, None, modules)
+    sample = _spread(len(configs), settings.init_sample or len(configs))
+    _log(f"init accuracy right after assembly, {len(sample)} configs: default pruning")
+    init = init_accuracies(teacher, [configs[i] for i in sample], val, None, modules)
     _log("init accuracy right after assembly: with pre-trained blocks")
-    init_plus = init_accuracies(teacher, configs, val, blocks, modules)
+    init_plus = init_accuracies(teacher, [configs[i] for i in sample], val, blocks, modules)
 
     journal = os.path.join(out_dir, "journal.sqlite")
     common = dict(objective=settings.objective, journal=journal,
@@ -203,7 +215,8 @@ def _figures(settings, teacher, full_accuracy, results, init, init_plus, medians
     out = {
         "full_accuracy": full_accuracy,
         "teacher_params": teacher.count_params(),
-        "num_configs": len(init),
+        "num_configs": results["composed"].num_candidates,
+        "init_sample": len(init),
         "num_blocks": len(plan.blocks),
         "init_median": median(init),
         "init_plus_median": median(init_plus),
