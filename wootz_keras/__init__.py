@@ -35,6 +35,7 @@ from wootz_keras.pruning import (  # noqa: F401
     PruneWrapper,
     UpdatePruningStep,
     is_pruned,
+    prune_compact,
     prune_filters,
     strip_pruning,
 )
