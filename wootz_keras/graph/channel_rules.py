@@ -220,13 +220,14 @@ def _custom_scale(layer, call):
 # boundary naming the operation.
 _ELEMENTWISE_OPS = frozenset("""
     Abs Absolute Negative Square Sqrt Exp Expm1 Log1p Tanh Sign Floor Ceil Round Trunc
-    Clip Cbrt Fabs Copy NanToNum Sin Sinh Arctan Arcsinh
+    Clip Cbrt Fabs Copy NanToNum Sin Sinh Arctan Arcsinh Cast
     Relu Relu6 Sigmoid Silu Gelu Elu Selu Celu LeakyRelu Softplus Softsign HardSigmoid
     HardSilu HardTanh HardShrink SoftShrink TanhShrink LogSigmoid SparsePlus
     SparseSigmoid Squareplus
 """.split())
 _BINARY_OPS = frozenset("Add Subtract Multiply Divide TrueDivide Maximum Minimum Power "
                         "Fmax Fmin".split())
+_MERGE_OPS = frozenset("Add Subtract Multiply Maximum Minimum Fmax Fmin".split())  # f(0, 0) == 0
 
 
 def _is_symbolic(x):
@@ -246,7 +247,10 @@ def _op_maps_zero_to_zero(call):
     zeros = keras.ops.zeros((1, call.inputs[0].channels or 1))
     args, kwargs = keras.tree.map_structure(
         lambda v: zeros if _is_symbolic(v) else v, (tuple(args), dict(kwargs)))
-    out = keras.ops.convert_to_numpy(call.core(*args, **kwargs))
+    try:
+        out = keras.ops.convert_to_numpy(call.core(*args, **kwargs))
+    except Exception:       # noqa: BLE001 - cannot tell: assume it does not
+        return False
     return bool(np.all(out == 0))
 
 
@@ -266,7 +270,7 @@ def _operation_rule(op, call):
                    if isinstance(c, (int, float, np.ndarray, np.generic)) or hasattr(c, "shape")):
                 return boundary(f"{what}: per-channel constant operand")
             return ChannelRule("passthrough", zero_preserving=_op_maps_zero_to_zero(call))
-        if kind in _BINARY_OPS and len(symbolic) == 2:
+        if kind in _MERGE_OPS and len(symbolic) == 2:
             return _merge(op, call)
     return boundary(f"{what} is not a layer the pruning engine can see through", warn=True)
 
@@ -314,6 +318,7 @@ def _builtin_rules():
             rules[cls] = lambda layer, call: PASSTHROUGH
     # layers private to keras.applications (ConvNeXt, InceptionResNetV2)
     for module, name, fn in (("convnext", "LayerScale", _layer_scale),
+                             ("convnext", "StochasticDepth", lambda layer, call: PASSTHROUGH),
                              ("inception_resnet_v2", "CustomScaleLayer", _custom_scale)):
         try:
             mod = __import__(f"keras.src.applications.{module}", fromlist=[name])

@@ -300,6 +300,6 @@ def dependency_groups(model):
         >>> from wootz_keras import zoo
         >>> groups = dependency_groups(zoo.resnet_cifar(depth=8))
         >>> len([g for g in groups if g.prunable])
-        7
+        6
     """
     return ChannelAnalysis(model).groups

@@ -99,7 +99,7 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
     Example:
         >>> from wootz_keras import zoo
         >>> pruned = prune_filters(zoo.plain_cnn(), rate=0.5)
-        >>> pruned.get_layer("block1_conv").mask.numpy().sum()
+        >>> float(pruned.get_layer("block1_conv").mask.numpy().sum())
         8.0
     """
     if is_pruned(model):

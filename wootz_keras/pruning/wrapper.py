@@ -38,7 +38,7 @@ class PruneWrapper(keras.layers.Wrapper):
 
     Example:
         >>> layer = PruneWrapper(keras.layers.Dense(4), rate=0.5)
-        >>> layer(ops.ones((1, 3))).shape
+        >>> tuple(layer(ops.ones((1, 3))).shape)
         (1, 4)
     """
 
