@@ -23,7 +23,7 @@ from wootz_keras.explore.report import write_report
 from wootz_keras.explore.runner import accuracy, explore, finetune, init_accuracies
 from wootz_keras.planner.config_space import ConfigSpace
 from wootz_keras.planner.modules import find_modules
-from wootz_keras.planner.tuning_blocks import Plan, plan_tuning_blocks
+from wootz_keras.planner.tuning_blocks import Plan, composable_plan, plan_tuning_blocks
 from wootz_keras.utils.io import atomic_path, read_json, write_json
 
 
@@ -100,7 +100,10 @@ def _plan(configs, modules, path):
         if [list(c) for c in plan.configs] != [list(c.rates) for c in configs]:
             raise ValueError(f"{path!r} was planned for other configurations; remove it")
         return plan
-    plan = plan_tuning_blocks(configs, module_names=modules.names)
+    plan, dropped = composable_plan(plan_tuning_blocks(configs, module_names=modules.names),
+                                    modules)
+    if dropped:
+        _log(f"plan: {dropped} blocks dropped (they touch modules that change shape)")
     plan.to_json(path)
     return plan
 

@@ -261,6 +261,11 @@ def _explicit_modules(analysis, modules):
             groups=tuple(g.id for g in groups),
             input_layer=fork.producer.core.name if fork.producer else None,
             output_layer=last.core.name, input_tensor=fork, output_tensor=last.outputs[0]))
+    # A module whose output channels some module prunes changes its output
+    # shape: its tuning blocks cannot be trained teacher-student.
+    for m in result:
+        out_groups = set(analysis.element_index(("t", id(m.output_tensor)))[0].tolist())
+        m.composable = not (out_groups & owned)
     unassigned = [(g.producers[0], "not in any explicit module") for g in analysis.groups
                   if g.prunable and g.id not in owned]
     return ModuleList(result, unassigned, analysis)

@@ -382,3 +382,30 @@ def _group(blocks, memory_budget, block_cost):
         else:
             bins.append([memory_budget - cost, [b.id]])
     return [sorted(ids) for _, ids in bins]
+
+
+def composable_plan(plan, modules):
+    """(plan without the blocks that cover, or follow, a module whose output
+    shape changes when pruned; number dropped).
+
+    Such a block's weights would not fit the assembled network: its input or
+    output channels depend on a neighbour's rate.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> from wootz_keras.planner.modules import find_modules
+        >>> mods = find_modules(zoo.plain_cnn())
+        >>> plan = plan_tuning_blocks([[0.3, 0.5, 0.5, 0.3], [0.3, 0.5, 0.5, 0.7]])
+        >>> composable_plan(plan, mods)[1]
+        1
+    """
+    bad = {i for i, m in enumerate(modules) if not m.composable}
+    keep = [b for b in plan.blocks if not bad.intersection(range(b.start - 1, b.stop))]
+    if len(keep) == len(plan.blocks):
+        return plan, 0
+    new_id = {b.id: i for i, b in enumerate(keep)}
+    blocks = [dataclasses.replace(b, id=new_id[b.id]) for b in keep]
+    uses = [[new_id[b.id] for b in plan.uses(i) if b.id in new_id]
+            for i in range(len(plan.configs))]
+    groups = [g for g in ([new_id[i] for i in grp if i in new_id] for grp in plan.groups) if g]
+    return Plan(plan.configs, blocks, uses, groups, plan.module_names), len(plan.blocks) - len(keep)
