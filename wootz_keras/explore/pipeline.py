@@ -125,6 +125,21 @@ def _blocks(teacher, plan, modules, settings, train, directory):
     return blocks
 
 
+def _init_accuracies(teacher, configs, blocks, modules, settings, val, path):
+    """Accuracy right after assembly of a sample of configs, both modes."""
+    if os.path.exists(path):
+        saved = read_json(path, "init accuracies file")
+        return saved["default"], saved["composed"]
+    sample = _spread(len(configs), settings.init_sample or len(configs))
+    picked = [configs[i] for i in sample]
+    _log(f"init accuracy right after assembly, {len(sample)} configs: default pruning")
+    init = init_accuracies(teacher, picked, val, None, modules)
+    _log("init accuracy right after assembly: with pre-trained blocks")
+    init_plus = init_accuracies(teacher, picked, val, blocks, modules)
+    write_json(path, {"indices": [int(i) for i in sample], "default": init, "composed": init_plus})
+    return init, init_plus
+
+
 def _spread(n, k):
     """`k` indices spread evenly over range(n) (configs are sorted by nothing
     in particular, so this is a fixed, size-diverse sample)."""
@@ -174,11 +189,8 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
     blocks = _blocks(teacher, plan, modules, settings, train, os.path.join(out_dir, "blocks"))
     pretrain_seconds = blocks.seconds or (time.perf_counter() - pretrain_started)
 
-    sample = _spread(len(configs), settings.init_sample or len(configs))
-    _log(f"init accuracy right after assembly, {len(sample)} configs: default pruning")
-    init = init_accuracies(teacher, [configs[i] for i in sample], val, None, modules)
-    _log("init accuracy right after assembly: with pre-trained blocks")
-    init_plus = init_accuracies(teacher, [configs[i] for i in sample], val, blocks, modules)
+    init, init_plus = _init_accuracies(teacher, configs, blocks, modules, settings, val,
+                                       os.path.join(out_dir, "init.json"))
 
     journal = os.path.join(out_dir, "journal.sqlite")
     common = dict(objective=settings.objective, journal=journal,
