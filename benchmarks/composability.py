@@ -39,10 +39,21 @@ def main(argv):
     print(f"\ncomposability benchmark, scale={FLAGS.scale}")
     for key in KEYS:
         print(f"  {key:28s} {_fmt(figures.get(key))}")
+    sweep = figures.get("alpha_sweep") or []
+    if sweep:
+        print("\n  alpha  target   default tried/s      composed tried/s (+pretrain)  speedup  "
+              "winner params default/composed")
+    for row in sweep:
+        print(f"  {row['alpha']:.2f}   {row['target']:.4f}  {row['default_tried']:4d} "
+              f"{row['default_seconds']:8.1f}s   {row['composed_tried']:4d} "
+              f"{row['composed_seconds']:8.1f}s + {figures['pretrain_seconds']:.0f}s   "
+              f"{row['speedup']:6.2f}x   {row['default_winner_params']} / "
+              f"{row['composed_winner_params']}")
     print(f"  default:  {figures.get('default_message')}")
     print(f"  composed: {figures.get('composed_message')}")
     if FLAGS.json:
-        write_json(FLAGS.json, {k: figures.get(k) for k in KEYS}, default=str)
+        write_json(FLAGS.json, {**{k: figures.get(k) for k in KEYS},
+                                "alpha_sweep": figures.get("alpha_sweep")}, default=str)
 
 
 if __name__ == "__main__":

@@ -254,7 +254,42 @@ def _figures(settings, teacher, full_accuracy, results, init, init_plus, medians
             "speedup": default.seconds / composed_seconds if composed_seconds else None,
             "final_median": median(medians["default"]),
             "final_plus_median": median(medians["composed"]),
+            "alpha_sweep": alpha_sweep(results, full_accuracy, pretrain_seconds),
         })
+    return out
+
+
+def alpha_sweep(results, full_accuracy, pretrain_seconds, alphas=(0.01, 0.02, 0.03, 0.05, 0.08)):
+    """Winners, candidates tried and speedup for looser accuracy targets,
+    read from the finished rows of each mode.
+
+    Candidates are visited smallest first and each one's result is
+    deterministic, so the exploration for a looser target stops at the first
+    row that meets it: exactly the run a fresh exploration would make. Only
+    alphas at least as loose as the run's own are answerable (the run tried
+    everything before its own stop); tighter ones are left out.
+    """
+    rows = {m: sorted(r.rows, key=lambda row: row["position"]) for m, r in results.items()}
+    out = []
+    for alpha in alphas:
+        target = full_accuracy * (1 - alpha)
+        line = {"alpha": alpha, "target": target}
+        for mode, mode_rows in rows.items():
+            n = results[mode].num_candidates
+            hit = next((k for k, row in enumerate(mode_rows)
+                        if row["position"] == k and row["final_accuracy"] >= target - 1e-9), None)
+            if hit is None and len(mode_rows) < n:
+                line = None
+                break
+            used = mode_rows[:hit + 1] if hit is not None else mode_rows
+            line[f"{mode}_tried"] = len(used)
+            line[f"{mode}_seconds"] = sum(row["seconds"] for row in used)
+            line[f"{mode}_winner_params"] = mode_rows[hit]["params"] if hit is not None else None
+        if line is None:
+            continue
+        if "default_seconds" in line:
+            line["speedup"] = line["default_seconds"] / (line["composed_seconds"] + pretrain_seconds)
+        out.append(line)
     return out
 
 
