@@ -13,7 +13,10 @@ import json
 import os
 import sys
 
-from absl import app, flags
+if __name__ == "__main__":  # run as a script from a checkout: make wootz_keras importable
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
 
 flags.DEFINE_enum("scale", "small", ["tiny", "small", "full"], "Preset sizes (tiny: seconds, "
                   "small: ~20 min on 2 CPU cores, full: a GPU).")
@@ -54,7 +57,7 @@ def main(argv):
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, dict)}, indent=2,
+    print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, (dict, list))}, indent=2,
                      default=str))
     print(f"report: {os.path.join(out_dir, 'report.md')}")
     if FLAGS.json:

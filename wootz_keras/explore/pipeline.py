@@ -51,8 +51,11 @@ class Settings:
 
 SCALES = {
     "tiny": Settings(depth=8, width=8, train_size=2_000, val_size=500, teacher_epochs=2,
-                     num_configs=8, pretrain_steps=40, finetune_steps=10, medians_sample=2),
-    "small": Settings(),
+                     num_configs=8, pretrain_steps=40, finetune_steps=10, medians_sample=2,
+                     objective="smallest_params:alpha=0.1"),
+    # 60-step fine-tuning cannot reach 99% of the teacher here; 3% is within
+    # the paper's alpha range (-2% .. 8%). The alpha sweep reports the others.
+    "small": Settings(objective="smallest_params:alpha=0.03"),
     "full": Settings(depth=20, width=16, train_size=60_000, val_size=10_000, teacher_epochs=10,
                      num_configs=256, pretrain_steps=1_500, finetune_steps=200, batch_size=128,
                      medians_sample=12, init_sample=64),
