@@ -17,39 +17,9 @@ from keras import ops
 
 import wootz_keras as wz
 from wootz_keras.data import representative_images
+from wootz_keras.testing import calibrate, randomise
 
 TOL = 1e-4
-
-
-def randomise(model, images, seed=0):
-    """Random BN gamma / beta, biases and LayerScales; BN statistics set to
-    the batch statistics of `images` (momentum 0, one training-mode pass)."""
-    rng = np.random.default_rng(seed)
-    draw = {"gamma": lambda s: rng.uniform(0.5, 1.5, s), "beta": lambda s: rng.normal(0, 0.5, s),
-            "moving_mean": lambda s: rng.normal(0, 0.3, s),
-            "moving_variance": lambda s: rng.uniform(0.5, 2.0, s),
-            "bias": lambda s: rng.normal(0, 0.02, s)}
-    for layer in model._flatten_layers(include_self=False):
-        kind = type(layer).__name__
-        for v in layer.weights:
-            if kind == "BatchNormalization" or v.name == "bias":
-                v.assign(draw[v.name](v.shape).astype(v.dtype))
-            elif kind == "LayerScale":
-                v.assign(rng.uniform(0.5, 1.5, v.shape).astype(v.dtype))
-    return calibrate(model, images)
-
-
-def calibrate(model, images):
-    """BN moving statistics := batch statistics of `images` (as fine-tuning would)."""
-    bns = [l for l in model._flatten_layers(include_self=False)
-           if isinstance(l, L.BatchNormalization)]
-    momenta = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.momentum = 0.0
-    model(images, training=True)
-    for bn, m in zip(bns, momenta):
-        bn.momentum = m
-    return model
 
 
 def images_for(x, size, count=8, seed=0):
