@@ -32,6 +32,7 @@ import math
 import numbers
 import os
 import sqlite3
+import time
 
 FORMAT = "wootz-journal"
 VERSION = 1
@@ -176,7 +177,7 @@ class Journal:
                 if check != ["ok"]:
                     self._fail(f"database disk image is malformed ({'; '.join(check[:3])})")
             self._check_tables()  # before WAL: never touch another program's database
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -207,6 +208,22 @@ class Journal:
             if "file is not a database" in msg:
                 msg = "not a wootz journal (file is not a database)"
             self._fail(msg)
+
+    def _use_wal(self):
+        """Switch to WAL mode (persistent in the file). The switch needs an
+        exclusive lock that SQLite's busy handler does not wait for, so two
+        processes opening a new journal at once retry until `timeout`."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _check_tables(self):
         tables = {r[0] for r in self._conn.execute(
