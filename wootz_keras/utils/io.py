@@ -63,7 +63,8 @@ def read_json(path, what="file"):
     """Read JSON from `path`; a missing or corrupt file is a ValueError naming it.
 
     Example:
-        >>> read_json("/tmp/wz_example.json")
+        >>> write_json("/tmp/wz_example_read.json", {"a": 1})
+        >>> read_json("/tmp/wz_example_read.json")
         {'a': 1}
     """
     try:
