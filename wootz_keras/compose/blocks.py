@@ -1,7 +1,6 @@
 """Tuning blocks: student sub-networks, their pre-trained weights, and storage."""
 
 import dataclasses
-import json
 import os
 import re
 
@@ -59,7 +58,7 @@ def build_student(teacher, modules, start, rates):
     the tensor leaving the block's last module (both keep their shape).
     """
     rates_by_layer = {k: v for k, v in module_rates(modules, start, rates).items() if v > 0}
-    net = prune_compact(teacher, rates=rates_by_layer) if rates_by_layer else _copy(teacher)
+    net = prune_compact(teacher, rates=rates_by_layer) if rates_by_layer else copy_model(teacher)
     first, last = modules[start], modules[start + len(rates) - 1]
     inputs = net.get_layer(first.input_layer).output if first.input_layer else net.inputs[0]
     outputs = net.get_layer(last.output_layer).output
@@ -67,7 +66,8 @@ def build_student(teacher, modules, start, rates):
     return keras.Model(inputs, outputs, name=f"student_{safe}")
 
 
-def _copy(model):
+def copy_model(model):
+    """An independent copy of `model` with the same weights."""
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
@@ -185,7 +185,3 @@ def _load_weights(path, spec):
     if sorted(weights) != sorted(spec["layers"]):
         raise ValueError(f"block file {path!r} does not match its spec (layers differ)")
     return weights
-
-
-def dumps_rates(rates):
-    return json.dumps([round(float(r), 4) for r in rates])

@@ -14,14 +14,13 @@ import keras
 import numpy as np
 
 from wootz_keras.compose.blocks import (
-    PretrainedBlocks, TrainedBlock, block_name, build_student, check_plan_matches)
-from wootz_keras.planner.config_space import ConfigSpace
+    PretrainedBlocks, TrainedBlock, block_name, build_student, check_plan_matches, copy_model)
 from wootz_keras.planner.modules import find_modules
 
 
 def teacher_fingerprint(modules):
     """Identifies the module structure blocks were trained for."""
-    return ConfigSpace(modules, rates=(0.5,)).fingerprint()
+    return modules.fingerprint()
 
 
 @keras.saving.register_keras_serializable("wootz_keras")
@@ -117,12 +116,6 @@ def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_r
     return result
 
 
-def _copy(model):
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def _student_weights(student):
     return {layer.name: layer.get_weights() for layer in student.layers
             if layer.weights and not isinstance(layer, keras.layers.InputLayer)}
@@ -139,7 +132,7 @@ def _train_fit(teacher, modules, specs, dataset, steps, learning_rate, batch_siz
     x = np.asarray(_images(dataset))
     if x.ndim < 2:
         raise ValueError("dataset must be an array of images or an (images, labels) pair")
-    mux = Multiplexer(_copy(teacher), modules, specs)
+    mux = Multiplexer(copy_model(teacher), modules, specs)
     idx = np.random.default_rng(seed).integers(0, len(x), steps * batch_size)
     mux.model.compile(keras.optimizers.Adam(learning_rate),
                       loss=lambda _, per_block: keras.ops.sum(per_block, axis=-1))
@@ -164,7 +157,7 @@ def _train_distributed(teacher, modules, specs, dataset, steps, strategy, learni
         images = images.map(lambda *b: b[0] if isinstance(b, tuple) else b)
     images = images.repeat()
     with strategy.scope():
-        mux = Multiplexer(_copy(teacher), modules, specs)
+        mux = Multiplexer(copy_model(teacher), modules, specs)
         optimizer = keras.optimizers.Adam(learning_rate)
         variables = mux.model.trainable_variables
         optimizer.build(variables)

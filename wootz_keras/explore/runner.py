@@ -3,7 +3,6 @@ objective, journaled and sharded (WOOTZ.md steps 6-7)."""
 
 import json
 import os
-import time
 
 import keras
 import numpy as np
@@ -135,10 +134,3 @@ def init_accuracies(teacher, configs, val, blocks=None, modules=None):
         out.append(accuracy(assemble(teacher, c, blocks, modules), val))
         bar.update(i + 1)
     return out
-
-
-def timed(fn, *args, **kwargs):
-    """(result, seconds) of one call."""
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start

@@ -5,9 +5,7 @@ without building the pruned network.
 """
 
 import dataclasses
-import hashlib
 import itertools
-import json
 
 import numpy as np
 
@@ -156,8 +154,7 @@ class ConfigSpace:
     # -- persistence ---------------------------------------------------
     def fingerprint(self):
         """A short hash of the module structure (to match plans to models)."""
-        text = json.dumps([[m.name, list(m.prunable_layers)] for m in self.modules])
-        return hashlib.sha1(text.encode()).hexdigest()[:12]
+        return self.modules.fingerprint()
 
     def save(self, path, configs):
         """Write the space and `configs` to JSON atomically."""

@@ -9,6 +9,8 @@ modules (plain chains).
 """
 
 import dataclasses
+import hashlib
+import json
 
 from wootz_keras.graph.dependency import ChannelAnalysis
 
@@ -48,6 +50,11 @@ class ModuleList(list):
     @property
     def names(self):
         return [m.name for m in self]
+
+    def fingerprint(self):
+        """A short hash of the module structure (to match plans and blocks to models)."""
+        text = json.dumps([[m.name, list(m.prunable_layers)] for m in self])
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     def describe(self):
         """A human-readable summary, one module a line."""

@@ -165,12 +165,13 @@ def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
         return new
 
     wrapped = rebuild(analysis.graph.model, make_layer)
+    original = {id(new): old for old, new in pairs}
     for old, new in pairs:
         if old.weights:
             new.set_weights(old.get_weights())
     for layer in wrapped._flatten_layers(include_self=False):
         if isinstance(layer, PruneWrapper):
-            key = wrap[id(_original(pairs, layer.layer))][0]
+            key = wrap[id(original[id(layer.layer)])][0]
             layer.mask.assign(analysis.keep_mask(key, pruned).astype("float32"))
     return wrapped
 
@@ -199,13 +200,6 @@ def _cleaned_by_consumers(analysis, wrap):
         if ok and by_core.get(core_id):
             cleaned.add(core_id)
     return cleaned
-
-
-def _original(pairs, new_layer):
-    for old, new in pairs:
-        if new is new_layer:
-            return old
-    raise KeyError(new_layer.name)
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
