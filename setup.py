@@ -24,7 +24,7 @@ setup(
         "wootz_keras.pruning",
         "wootz_keras.planner",
         "wootz_keras.compose",
-        "wootz_keras.explore",
+        "wootz_keras.search",
         "wootz_keras.export",
         "wootz_keras.data",
         "wootz_keras.zoo",

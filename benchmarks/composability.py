@@ -32,7 +32,7 @@ def _fmt(v):
 
 def main(argv):
     del argv
-    from wootz_keras.explore.pipeline import SCALES, run_pipeline
+    from wootz_keras.workflow.pipeline import SCALES, run_pipeline
     from wootz_keras.utils.io import write_json
     out_dir = FLAGS.out_dir or os.path.join("runs", f"bench_{FLAGS.scale}")
     figures = run_pipeline(SCALES[FLAGS.scale], out_dir, export_dir=None)

@@ -43,7 +43,7 @@ if __name__ == "__main__" and "wootz_keras" not in sys.modules:
     _pkg.__path__ = [os.path.join(os.path.dirname(HERE), "wootz_keras")]
     sys.modules["wootz_keras"] = _pkg
 
-from wootz_keras.explore import Candidate  # noqa: E402
+from wootz_keras.search import Candidate  # noqa: E402
 
 HIDDEN = (48, 32)
 RATES = (0.0, 0.3, 0.5, 0.7, 0.9)
@@ -187,7 +187,7 @@ def evaluate(candidate, mode="default"):
 
 
 def main(argv=None):
-    from wootz_keras.explore import explore_candidates, wait_for_others
+    from wootz_keras.search import explore_candidates, wait_for_others
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--journal", required=True)

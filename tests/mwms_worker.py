@@ -62,7 +62,7 @@ def explore(args):
     tf.config.experimental.enable_op_determinism()
     import keras
     from wootz_keras import data
-    from wootz_keras.explore.runner import explore as run_explore
+    from wootz_keras.workflow.runner import explore as run_explore
 
     keras.utils.set_random_seed(0)
     teacher = keras.saving.load_model(args.teacher)

@@ -13,7 +13,8 @@ import pytest
 from wootz_keras import data, prune_filters, strip_pruning, zoo
 from wootz_keras.compose import PretrainedBlocks, assemble, build_student, pretrain_blocks
 from wootz_keras.compose.pretrain import teacher_fingerprint
-from wootz_keras.explore.runner import accuracy, explore
+from wootz_keras.training import accuracy
+from wootz_keras.workflow.runner import explore
 from wootz_keras.planner import ConfigSpace, find_modules, plan_tuning_blocks
 
 # Seven configurations that share three tuning blocks (m0-1@0.7,0.7,

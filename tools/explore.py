@@ -69,7 +69,7 @@ def _check_flags():
     configs = common.check_file("configs", "configuration file")
     if FLAGS.blocks is not None and not os.path.isdir(FLAGS.blocks):
         raise common.UsageError(f"--blocks: folder not found: {FLAGS.blocks}")
-    from wootz_keras.explore import parse_objective
+    from wootz_keras.search import parse_objective
     try:
         objective = parse_objective(FLAGS.objective)
     except ValueError as e:
@@ -102,8 +102,8 @@ def main(argv):
     import keras
     import wootz_keras as wz
     from wootz_keras.compose import PretrainedBlocks, teacher_fingerprint
-    from wootz_keras.explore import write_report
-    from wootz_keras.explore.runner import explore
+    from wootz_keras.search import write_report
+    from wootz_keras.workflow.runner import explore
     from wootz_keras.planner import ConfigSpace
 
     keras.utils.set_random_seed(FLAGS.seed)

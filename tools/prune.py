@@ -84,7 +84,7 @@ def main(argv):
     common.quiet_tensorflow()
     import keras
     import wootz_keras as wz
-    from wootz_keras.explore.runner import accuracy
+    from wootz_keras.training import accuracy
 
     keras.utils.set_random_seed(FLAGS.seed)
     model, from_zoo = common.load_model(FLAGS.model, "model")

@@ -36,7 +36,7 @@ FLAGS = flags.FLAGS
 
 
 def settings_from_flags():
-    from wootz_keras.explore.pipeline import SCALES
+    from wootz_keras.workflow.pipeline import SCALES
     overrides = {name: getattr(FLAGS, name) for name in
                  ("objective", "num_configs", "pretrain_steps", "finetune_steps", "train_size",
                   "teacher_epochs") if getattr(FLAGS, name) is not None}
@@ -46,7 +46,7 @@ def settings_from_flags():
 
 def main(argv):
     del argv
-    from wootz_keras.explore.pipeline import run_pipeline
+    from wootz_keras.workflow.pipeline import run_pipeline
     from wootz_keras.utils.io import write_json
     out_dir = FLAGS.out_dir or os.path.join("runs", FLAGS.scale)
     export_dir = FLAGS.export_dir

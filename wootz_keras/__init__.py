@@ -12,7 +12,7 @@ on a GPU). `wz.export` (TensorFlow, TFLite, ONNX) is loaded on first use.
 __version__ = "0.1.0"
 
 from wootz_keras.compose import PretrainedBlocks, assemble, pretrain_blocks  # noqa: F401
-from wootz_keras.explore.runner import explore  # noqa: F401
+from wootz_keras.workflow.runner import explore  # noqa: F401
 from wootz_keras.graph import (  # noqa: F401
     ChannelRule,
     DependencyGroup,

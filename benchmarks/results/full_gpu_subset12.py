@@ -5,9 +5,9 @@ import dataclasses, json, os, statistics, sys, time
 sys.path.insert(0, os.getcwd())
 import numpy as np
 from wootz_keras import data as wz_data
-from wootz_keras.explore import pipeline as P
-from wootz_keras.explore.report import write_report
-from wootz_keras.explore.runner import accuracy, explore, init_accuracies, make_candidates
+from wootz_keras.workflow import pipeline as P
+from wootz_keras.search.report import write_report
+from wootz_keras.workflow.runner import accuracy, explore, init_accuracies, make_candidates
 from wootz_keras.planner.config_space import ConfigSpace
 from wootz_keras.planner.modules import find_modules
 from wootz_keras.utils.io import read_json, write_json

@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import explore_worker as ew  # noqa: E402
-from wootz_keras.explore import (  # noqa: E402
+from wootz_keras.search import (  # noqa: E402
     Candidate,
     ExploreResult,
     Journal,

@@ -4,18 +4,18 @@ Independent of how candidates are built: give it `Candidate`s and a callable
 that fine-tunes and measures one (WOOTZ.md steps 6-7).
 
 Example:
-    >>> from wootz_keras.explore import parse_objective, Candidate
+    >>> from wootz_keras.search import parse_objective, Candidate
     >>> parse_objective("smallest_params:alpha=0.01").describe()
     'smallest params with accuracy >= full x (1 - 0.01)'
 """
 
-from wootz_keras.explore.journal import (  # noqa: F401
+from wootz_keras.search.journal import (  # noqa: F401
     MODES,
     Journal,
     JournalMismatchError,
     candidates_hash,
 )
-from wootz_keras.explore.objectives import (  # noqa: F401
+from wootz_keras.search.objectives import (  # noqa: F401
     Candidate,
     MostAccurateWithinBudget,
     Objective,
@@ -23,8 +23,8 @@ from wootz_keras.explore.objectives import (  # noqa: F401
     objective_from_dict,
     parse_objective,
 )
-from wootz_keras.explore.report import summary, write_report  # noqa: F401
-from wootz_keras.explore.search import (  # noqa: F401
+from wootz_keras.search.report import summary, write_report  # noqa: F401
+from wootz_keras.search.exploration import (  # noqa: F401
     ExploreResult,
     explore_candidates,
     summarize,

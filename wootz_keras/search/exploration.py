@@ -20,7 +20,7 @@ after all workers have exited) to get the final answer.
 
 Example:
     >>> import tempfile, os
-    >>> from wootz_keras.explore.objectives import Candidate, SmallestWithinAccuracy
+    >>> from wootz_keras.search.objectives import Candidate, SmallestWithinAccuracy
     >>> cands = [Candidate(i, (r,), params=int(1000 * (1 - r)), flops=0)
     ...          for i, r in enumerate((0.3, 0.5, 0.7))]
     >>> evaluate = lambda c: {"init_accuracy": 0.1, "final_accuracy": 0.9 - c.rates[0] / 4}
@@ -37,9 +37,10 @@ import math
 import numbers
 import time
 
-from wootz_keras.explore.journal import Journal, candidates_hash, now
-from wootz_keras.explore.objectives import Candidate, Objective, objective_from_dict, \
+from wootz_keras.search.journal import Journal, candidates_hash, now
+from wootz_keras.search.objectives import Candidate, Objective, objective_from_dict, \
     parse_objective
+from wootz_keras.utils.progress import Progress
 
 
 @dataclasses.dataclass
@@ -229,7 +230,7 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
         journal: a `Journal` or a path (opened and closed here).
         mode: "default" or "composed".
         worker_index, num_workers: this worker's shard of the ordered positions.
-        progress: show a `keras.utils.Progbar` and print the result message.
+        progress: print progress (line by line in logs) and the result message.
         settings: JSON-able fine-tuning settings; stored in the mode's journal
             header with the objective, candidate hash and full accuracy.
             Resuming with any of these changed raises `JournalMismatchError`.
@@ -240,7 +241,7 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
 
     Example:
         >>> import tempfile, os
-        >>> from wootz_keras.explore.objectives import Candidate
+        >>> from wootz_keras.search.objectives import Candidate
         >>> cands = [Candidate(i, (0.1 * i,), 100 - i, 0) for i in range(5)]
         >>> path = os.path.join(tempfile.mkdtemp(), "j.sqlite")
         >>> r = explore_candidates(cands, lambda c: {"final_accuracy": 0.5}, "smallest_params",
@@ -259,9 +260,7 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
 
     bar = None
     if progress and mine:
-        import keras
-        bar = keras.utils.Progbar(len(mine), stateful_metrics=("init", "final", "best"),
-                                  unit_name="candidate")
+        bar = Progress(len(mine), f"explore {mode}", unit="candidate", every=1)
     best = None
     shown = 0
     with _Journal(journal) as j:
@@ -276,7 +275,7 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
                 reused += 1
                 shown = k + 1
                 if bar is not None:
-                    bar.update(shown)
+                    bar.update(shown, reused=reused)
                 continue
             started = now()
             t0 = time.perf_counter()
@@ -289,12 +288,10 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
             best = final if best is None else max(best, final)
             shown = k + 1
             if bar is not None:
-                values = [("final", final), ("best", best)]
-                if init is not None:
-                    values.insert(0, ("init", init))
-                bar.update(shown, values=values)
-        if bar is not None and shown < len(mine):
-            bar.update(shown, finalize=True)  # stopped early: end the bar's line
+                values = {"init": init} if init is not None else {}
+                bar.update(shown, **values, final=final, best=best)
+        if bar is not None:
+            bar.close()
         result = _summarize(ordered, j.finished(mode), objective, full_accuracy, mode)
     result.evaluated = evaluated
     result.reused = reused
@@ -312,7 +309,7 @@ def summarize(candidates, objective, full_accuracy, journal, mode):
 
     Example:
         >>> import tempfile, os
-        >>> from wootz_keras.explore.objectives import Candidate
+        >>> from wootz_keras.search.objectives import Candidate
         >>> path = os.path.join(tempfile.mkdtemp(), "j.sqlite")
         >>> summarize([Candidate(0, (0.5,), 10, 10)], "smallest_params", 0.9, path,
         ...           "default").complete
@@ -336,7 +333,7 @@ def wait_for_others(candidates, objective, full_accuracy, journal, mode, timeout
 
     Example:
         >>> import tempfile, os
-        >>> from wootz_keras.explore.objectives import Candidate
+        >>> from wootz_keras.search.objectives import Candidate
         >>> path = os.path.join(tempfile.mkdtemp(), "j.sqlite")
         >>> r = wait_for_others([Candidate(0, (0.5,), 10, 10)], "smallest_params", 0.9,
         ...                     path, "default", timeout=0.1, poll_interval=0.05)

@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import explore_worker as ew  # noqa: E402
-from wootz_keras.explore import ExploreResult, explore_candidates, write_report  # noqa: E402
-from wootz_keras.explore.report import CSV_COLUMNS, FILES  # noqa: E402
+from wootz_keras.search import ExploreResult, explore_candidates, write_report  # noqa: E402
+from wootz_keras.search.report import CSV_COLUMNS, FILES  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

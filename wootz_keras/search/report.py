@@ -11,7 +11,7 @@ display, no global backend change).
 
 Example:
     >>> import tempfile
-    >>> from wootz_keras.explore.search import ExploreResult
+    >>> from wootz_keras.search.exploration import ExploreResult
     >>> row = dict(index=0, position=0, rates=[0.5], params=40, flops=80, init_accuracy=0.5,
     ...            final_accuracy=0.9, seconds=2.0, worker=0, started="", finished="",
     ...            met=True, extra={})
@@ -28,7 +28,7 @@ import math
 import os
 import statistics
 
-from wootz_keras.explore.objectives import objective_from_dict
+from wootz_keras.search.objectives import objective_from_dict
 from wootz_keras.utils.io import atomic_path, write_json, write_text
 
 FILES = {

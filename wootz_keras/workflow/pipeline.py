@@ -19,8 +19,9 @@ from wootz_keras import zoo
 from wootz_keras.compose.assemble import assemble
 from wootz_keras.compose.blocks import PretrainedBlocks
 from wootz_keras.compose.pretrain import pretrain_blocks, teacher_fingerprint
-from wootz_keras.explore.report import write_report
-from wootz_keras.explore.runner import accuracy, explore, finetune, init_accuracies
+from wootz_keras.search.report import write_report
+from wootz_keras.training import accuracy, finetune
+from wootz_keras.workflow.runner import explore, init_accuracies
 from wootz_keras.planner.config_space import ConfigSpace
 from wootz_keras.planner.modules import find_modules
 from wootz_keras.planner.tuning_blocks import Plan, composable_plan, plan_tuning_blocks

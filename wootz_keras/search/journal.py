@@ -13,7 +13,7 @@ modes whose objective / candidates / full accuracy disagree with each other.
 
 Example:
     >>> import tempfile, os
-    >>> from wootz_keras.explore.objectives import Candidate
+    >>> from wootz_keras.search.objectives import Candidate
     >>> path = os.path.join(tempfile.mkdtemp(), "journal.sqlite")
     >>> with Journal(path) as j:
     ...     j.begin("default", {"full_accuracy": 0.9})
@@ -79,7 +79,7 @@ def candidates_hash(candidates):
     """A stable hash of a candidate list (indices, rates, sizes), order-independent.
 
     Example:
-        >>> from wootz_keras.explore.objectives import Candidate
+        >>> from wootz_keras.search.objectives import Candidate
         >>> h = candidates_hash([Candidate(0, (0.3,), 5, 9)])
         >>> len(h)
         16

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from wootz_keras.explore import Candidate, Journal, JournalMismatchError, candidates_hash
+from wootz_keras.search import Candidate, Journal, JournalMismatchError, candidates_hash
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,7 +138,7 @@ WRITER = textwrap.dedent("""
     pkg = types.ModuleType("wootz_keras")
     pkg.__path__ = [{root!r} + "/wootz_keras"]
     sys.modules["wootz_keras"] = pkg  # the journal needs no TensorFlow
-    from wootz_keras.explore import Candidate, Journal
+    from wootz_keras.search import Candidate, Journal
     start = int(sys.argv[1])
     with Journal(sys.argv[2], timeout=60) as j:
         j.begin("default", {{"full_accuracy": 0.9}})
