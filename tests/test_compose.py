@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from wootz_keras import data, prune_filters, strip_pruning, zoo
-from wootz_keras.compose import PretrainedBlocks, assemble, build_student, pretrain_blocks
-from wootz_keras.compose.pretrain import teacher_fingerprint
-from wootz_keras.training import accuracy
+from wootz_keras.compose import Assembler, PretrainedBlocks, assemble, pretrain_blocks
+from wootz_keras.training import Protocol, accuracy
 from wootz_keras.workflow.runner import explore
 from wootz_keras.planner import ConfigSpace, find_modules, plan_tuning_blocks
 
@@ -76,7 +75,7 @@ def _student_mse(teacher, modules, start, rates, images, weights=None):
     src = teacher.get_layer(first.input_layer).output if first.input_layer else teacher.inputs[0]
     taps = keras.Model(teacher.inputs, [src, teacher.get_layer(last.output_layer).output])
     act_in, act_out = taps.predict(images, verbose=0)
-    student = build_student(teacher, modules, start, rates)
+    student = Assembler(teacher, modules).student(start, rates)
     if weights is not None:
         for layer in student.layers:
             if layer.weights:
@@ -121,11 +120,12 @@ def test_assemble_unpruned_config_is_the_teacher(teacher, modules, fashion):
 def test_pretrain_trains_every_block_of_the_plan(blocks, plan, modules):
     assert len(blocks) == len(plan.blocks)
     assert blocks.steps == PRETRAIN_STEPS and blocks.seconds > 0
-    assert blocks.fingerprint == teacher_fingerprint(modules)
+    assert blocks.fingerprint == modules.fingerprint()
     for b in plan.blocks:
         trained = blocks.get(b.start, b.rates)
         assert trained is not None, b.name
-        assert np.isfinite(trained.final_loss) and trained.final_loss >= 0
+        loss = blocks.final_loss(trained)
+        assert np.isfinite(loss) and loss >= 0
 
 
 def test_pretrain_reduces_every_block_mse(blocks, plan, teacher, modules, fashion):
@@ -134,7 +134,7 @@ def test_pretrain_reduces_every_block_mse(blocks, plan, teacher, modules, fashio
     for b in plan.blocks:
         before = _student_mse(teacher, modules, b.start, b.rates, images)
         after = _student_mse(teacher, modules, b.start, b.rates, images,
-                             blocks.get(b.start, b.rates).weights)
+                             blocks.weights(blocks.get(b.start, b.rates)))
         assert after < 0.7 * before, (b.name, before, after)
 
 
@@ -145,7 +145,7 @@ def test_assembled_net_carries_block_weights_and_l1_weights_elsewhere(blocks, te
     assert [(b.start, tuple(b.rates)) for b in used] == [(0, (0.7, 0.7))]
     composed = _weights(assemble(teacher, rates, blocks, modules))
     default = _weights(assemble(teacher, rates, None, modules))
-    from_blocks = {name: w for b in used for name, w in b.weights.items()}
+    from_blocks = {name: w for b in used for name, w in blocks.weights(b).items()}
     assert set(from_blocks) <= set(composed)
     assert {modules[0].prunable_layers[0], modules[1].prunable_layers[0]} <= set(from_blocks)
     assert modules[2].prunable_layers[0] not in from_blocks
@@ -176,16 +176,16 @@ def test_init_plus_beats_init(blocks, teacher, modules, fashion):
 def test_blocks_save_load_round_trip(blocks, teacher, modules, fashion, tmp_path):
     _, (xv, _) = fashion
     blocks.save(str(tmp_path))
-    loaded = PretrainedBlocks.load(str(tmp_path), fingerprint=teacher_fingerprint(modules))
+    loaded = PretrainedBlocks.load(str(tmp_path), fingerprint=modules.fingerprint())
     assert len(loaded) == len(blocks)
     assert loaded.fingerprint == blocks.fingerprint and loaded.steps == blocks.steps
     for b in blocks:
         c = loaded.get(b.start, b.rates)
-        assert c is not None and tuple(c.rates) == tuple(b.rates)
-        assert c.final_loss == pytest.approx(b.final_loss)
-        assert sorted(c.weights) == sorted(b.weights)
-        for name in b.weights:
-            for w, v in zip(b.weights[name], c.weights[name]):
+        assert c == b
+        assert loaded.final_loss(c) == pytest.approx(blocks.final_loss(b))
+        assert sorted(loaded.weights(c)) == sorted(blocks.weights(b))
+        for name in blocks.weights(b):
+            for w, v in zip(blocks.weights(b)[name], loaded.weights(c)[name]):
                 np.testing.assert_array_equal(w, v)
     rates = CONFIGS[2]
     np.testing.assert_array_equal(
@@ -238,8 +238,8 @@ def test_explore_with_an_unreachable_objective_has_no_winner(teacher, modules, f
     # the target is 1.5 x the full accuracy: no network can reach it
     result = explore(teacher, CONFIGS[:2], (x[:256], y[:256]), (xv[:128], yv[:128]),
                      objective="smallest_params:alpha=-0.5", modules=modules,
-                     journal=str(tmp_path / "j.sqlite"), finetune_steps=2, batch_size=32,
-                     progress=False)
+                     journal=str(tmp_path / "j.sqlite"),
+                     protocol=Protocol(max_steps=2, eval_every=2, batch_size=32), progress=False)
     assert result.winner is None
     assert result.complete and result.tried == 2
     assert "no candidate met" in result.message

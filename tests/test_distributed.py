@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 from wootz_keras import data, zoo
-from wootz_keras.compose import PretrainedBlocks, build_student
-from wootz_keras.compose.pretrain import teacher_fingerprint
+from wootz_keras.compose import Assembler, PretrainedBlocks
 from wootz_keras.planner import find_modules, plan_tuning_blocks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,22 +119,23 @@ def test_multi_worker_pretraining_keeps_workers_in_sync(teacher_file, tmp_path):
     teacher = keras.saving.load_model(teacher_file)
     modules = find_modules(teacher)
     plan = plan_tuning_blocks(mwms_worker.PRETRAIN_CONFIGS, module_names=modules.names)
-    a, b = (PretrainedBlocks.load(o, fingerprint=teacher_fingerprint(modules)) for o in outs)
+    a, b = (PretrainedBlocks.load(o, fingerprint=modules.fingerprint()) for o in outs)
     assert len(a) == len(b) == len(plan.blocks) >= 1
     for block in plan.blocks:
-        wa, wb = a.get(block.start, block.rates), b.get(block.start, block.rates)
-        assert wa is not None and wb is not None, block.name
-        assert wa.final_loss == pytest.approx(wb.final_loss, rel=1e-6)
-        assert sorted(wa.weights) == sorted(wb.weights)
-        initial = build_student(teacher, modules, block.start, block.rates)
+        ka, kb = a.get(block.start, block.rates), b.get(block.start, block.rates)
+        assert ka is not None and kb is not None, block.name
+        assert a.final_loss(ka) == pytest.approx(b.final_loss(kb), rel=1e-6)
+        wa, wb = a.weights(ka), b.weights(kb)
+        assert sorted(wa) == sorted(wb)
+        initial = Assembler(teacher, modules).student(block.start, block.rates)
         moved = 0
         for layer in initial.layers:
             if not layer.weights:
                 continue
             # identical on both workers: trainable weights AND BatchNorm statistics
-            for va, vb in zip(wa.weights[layer.name], wb.weights[layer.name]):
+            for va, vb in zip(wa[layer.name], wb[layer.name]):
                 np.testing.assert_allclose(va, vb, atol=1e-6, rtol=0, err_msg=layer.name)
-            for va, v0 in zip(wa.weights[layer.name], layer.get_weights()):
+            for va, v0 in zip(wa[layer.name], layer.get_weights()):
                 assert va.shape == v0.shape, layer.name
                 moved += not np.allclose(va, v0, atol=1e-6)
         assert moved >= 4, f"{block.name}: training barely moved the L1 weights"

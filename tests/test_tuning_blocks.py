@@ -148,14 +148,14 @@ def test_from_json_rejects_other_files(tmp_path):
 
 
 @pytest.mark.parametrize("configs, kwargs, message", [
-    ([[0.3, 0.5, 0.7], [0.3, 0.5, 1.0]], {}, r"config 1, module 2: rate 1\.0 is outside \[0, 1\)"),
-    ([[0.3, -0.1, 0.7], [0.3, 0.5, 0.7]], {}, r"config 0, module 1: rate -0\.1 is outside"),
-    ([[0.3, 0.5], [float("nan"), 0.5]], {}, r"config 1, module 0: rate nan is outside"),
-    ([[0.3, 0.5], [0.3, "x"]], {}, r"config 1, module 1: rate 'x' is not a number"),
+    ([[0.3, 0.5, 0.7], [0.3, 0.5, 1.0]], {}, r"config 1, module 2 must be a number in \[0, 1\), got 1\.0"),
+    ([[0.3, -0.1, 0.7], [0.3, 0.5, 0.7]], {}, r"config 0, module 1 must be a number in \[0, 1\), got -0\.1"),
+    ([[0.3, 0.5], [float("nan"), 0.5]], {}, r"config 1, module 0 must be a number in \[0, 1\), got nan"),
+    ([[0.3, 0.5], [0.3, "x"]], {}, r"config 1, module 1 must be a number in \[0, 1\), got 'x'"),
     ([[0.3, 0.5], "ab"], {}, r"config 1 is not a sequence of rates"),
     ([], {}, r"at least 2 configurations, got 0"),
     ([[0.3, 0.5]], {}, r"at least 2 configurations, got 1"),
-    ([[], []], {}, r"config 0 has no modules"),
+    ([[], []], {}, r"config 0 has no rates"),
     ([[0.3, 0.5, 0.7], [0.3, 0.5, 0.7], [0.3, 0.5]], {},
      r"config 2 has 2 modules, expected 3"),
     ([[0.3, 0.5], [0.3, 0.5]], {"module_names": ["a"]},
@@ -175,7 +175,7 @@ def test_bad_uses_argument():
         plan.uses(2)
     with pytest.raises(ValueError, match="config has 3 modules, expected 2"):
         plan.uses([0.3, 0.5, 0.7])
-    with pytest.raises(ValueError, match=r"config, module 0: rate 1\.5 is outside"):
+    with pytest.raises(ValueError, match=r"config, module 0 must be a number in \[0, 1\), got 1\.5"):
         plan.uses([1.5, 0.5])
 
 

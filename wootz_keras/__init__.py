@@ -4,16 +4,18 @@
     >>> from wootz_keras import zoo
     >>> small = wz.strip_pruning(wz.prune_filters(zoo.plain_cnn(), rate=0.5))
 
-Importing the package does not import TensorFlow: the engine, planner,
-composition and exploration also run on Keras's other backends (e.g. JAX
-on a GPU). `wz.export` (TensorFlow, TFLite, ONNX) is loaded on first use.
+The public API is this namespace (`__all__`); subpackages hold the layers
+(see docs/architecture.md). Importing the package does not require
+TensorFlow beyond what Keras's backend needs: the engine, planner,
+composition and exploration also run on Keras's other backends (e.g. JAX on
+a GPU); `wz.export` imports TensorFlow, TFLite and ONNX tools when called.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from wootz_keras.compose import PretrainedBlocks, assemble, pretrain_blocks  # noqa: F401
-from wootz_keras.workflow.runner import explore  # noqa: F401
-from wootz_keras.graph import (  # noqa: F401
+from wootz_keras.compose import Assembler, PretrainedBlocks, assemble, pretrain_blocks
+from wootz_keras.export.api import ExportError, export
+from wootz_keras.graph import (
     ChannelRule,
     DependencyGroup,
     LayerGraph,
@@ -22,7 +24,7 @@ from wootz_keras.graph import (  # noqa: F401
     dependency_groups,
     register_channel_rule,
 )
-from wootz_keras.planner import (  # noqa: F401
+from wootz_keras.planner import (
     Block,
     Config,
     ConfigSpace,
@@ -30,21 +32,25 @@ from wootz_keras.planner import (  # noqa: F401
     find_modules,
     plan_tuning_blocks,
 )
-from wootz_keras.pruning import (  # noqa: F401
+from wootz_keras.pruning import (
     CRITERIA,
     PruneWrapper,
     UpdatePruningStep,
+    importance,
     is_pruned,
     prune_compact,
     prune_filters,
     strip_pruning,
 )
+from wootz_keras.search.objectives import parse_objective
+from wootz_keras.training import Protocol, evaluate, fine_tune
+from wootz_keras.workflow.runner import explore
 
-_LAZY = {"export": "wootz_keras.export", "ExportError": "wootz_keras.export"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'wootz_keras' has no attribute {name!r}")
+__all__ = [
+    "Assembler", "Block", "CRITERIA", "ChannelRule", "Config", "ConfigSpace", "DependencyGroup",
+    "ExportError", "LayerGraph", "Plan", "PretrainedBlocks", "Protocol", "PruneWrapper",
+    "UpdatePruningStep", "assemble", "count_flops", "count_params", "dependency_groups",
+    "evaluate", "explore", "export", "find_modules", "fine_tune", "importance", "is_pruned",
+    "parse_objective", "plan_tuning_blocks", "pretrain_blocks", "prune_compact",
+    "prune_filters", "register_channel_rule", "strip_pruning",
+]

@@ -1,20 +1,99 @@
-"""Assemble a pruned network for one configuration (WOOTZ.md step 5)."""
+"""Pruned networks of one teacher: candidates (WOOTZ.md step 5) and students.
 
-from wootz_keras.compose.blocks import module_rates
+An `Assembler` is made once per teacher: it holds the teacher's modules and
+their channel analysis, so every candidate and every student block after
+the first costs only the filter selection and the rebuild.
+"""
+
+import re
+
+import keras
+
 from wootz_keras.planner.modules import find_modules
 from wootz_keras.pruning.prune import prune_compact
+from wootz_keras.utils.rates import check_rates
 
 
-def config_rates(config):
-    """The rate tuple of a Config, a plan entry or a plain sequence."""
-    return tuple(float(r) for r in getattr(config, "rates", config))
+def copy_model(model):
+    """An independent copy of `model` with the same weights."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+class Assembler:
+    """Builds the pruned networks of one teacher.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> teacher = zoo.resnet_cifar(depth=8)
+        >>> assembler = Assembler(teacher)
+        >>> net = assembler.assemble([0.5, 0.3, 0.7])
+        >>> net.count_params() < teacher.count_params()
+        True
+        >>> assembler.student(1, (0.5, 0.5)).name
+        'student_m1-2_0.5_0.5'
+    """
+
+    def __init__(self, teacher, modules=None):
+        self.teacher = teacher
+        self.modules = modules if modules is not None else find_modules(teacher)
+
+    def layer_rates(self, start, rates):
+        """{producer layer name: rate} for modules start .. start + len(rates) - 1."""
+        out = {}
+        for module, r in zip(self.modules[start:start + len(rates)], rates):
+            for name in module.prunable_layers:
+                out[name] = float(r)
+        return out
+
+    def check_config(self, config):
+        """The rate tuple of a Config / plan entry / sequence, checked against the modules."""
+        rates = check_rates(getattr(config, "rates", config), "config")
+        if len(rates) != len(self.modules):
+            raise ValueError(f"config has {len(rates)} rates but the teacher has "
+                             f"{len(self.modules)} modules ({self.modules.names[0]} ...)")
+        return rates
+
+    def _pruned(self, layer_rates):
+        layer_rates = {k: v for k, v in layer_rates.items() if v > 0}
+        if not layer_rates:
+            return copy_model(self.teacher)
+        return prune_compact(self.teacher, rates=layer_rates)
+
+    def assemble(self, config, blocks=None):
+        """The compact pruned network for `config`: modules covered by a
+        pre-trained block take its weights, the rest L1-pruned teacher
+        weights (`blocks=None`: default pruning)."""
+        rates = self.check_config(config)
+        net = self._pruned(self.layer_rates(0, rates))
+        if blocks is not None:
+            for block in blocks.cover(rates):
+                for layer_name, weights in blocks.weights(block).items():
+                    layer = net.get_layer(layer_name)
+                    shapes = [tuple(w.shape) for w in layer.get_weights()]
+                    if shapes != [tuple(w.shape) for w in weights]:
+                        raise ValueError(f"block {block.name} does not fit layer {layer_name!r}: "
+                                         f"weights {[tuple(w.shape) for w in weights]} vs {shapes}")
+                    layer.set_weights(weights)
+        return net
+
+    def student(self, start, rates):
+        """The pruned sub-network of one block, initialised by L1 pruning: its
+        input is the teacher's tensor entering module `start`, its output the
+        tensor leaving the block's last module (both keep their shape)."""
+        net = self._pruned(self.layer_rates(start, rates))
+        first, last = self.modules[start], self.modules[start + len(rates) - 1]
+        inputs = net.get_layer(first.input_layer).output if first.input_layer else net.inputs[0]
+        outputs = net.get_layer(last.output_layer).output
+        name = f"m{start}-{start + len(rates) - 1}_" + "_".join(f"{r:g}" for r in rates)
+        return keras.Model(inputs, outputs, name="student_" + re.sub(r"[^A-Za-z0-9_.-]", "_", name))
 
 
 def assemble(teacher, config, blocks=None, modules=None):
-    """The compact pruned network for `config`.
+    """The compact pruned network for `config` (see `Assembler.assemble`).
 
-    Modules covered by a pre-trained block take its weights; the rest take
-    L1-pruned teacher weights. `blocks=None` gives default pruning.
+    For many candidates of one teacher, make one `Assembler` instead.
 
     Example:
         >>> from wootz_keras import zoo
@@ -23,19 +102,4 @@ def assemble(teacher, config, blocks=None, modules=None):
         >>> net.count_params() < teacher.count_params()
         True
     """
-    modules = modules or find_modules(teacher)
-    rates = config_rates(config)
-    if len(rates) != len(modules):
-        raise ValueError(f"config has {len(rates)} rates but the teacher has {len(modules)} "
-                         f"modules ({modules.names[0]} ...)")
-    net = prune_compact(teacher, rates=module_rates(modules, 0, rates))
-    if blocks is not None:
-        for block in blocks.cover(rates):
-            for layer_name, weights in block.weights.items():
-                layer = net.get_layer(layer_name)
-                shapes = [tuple(w.shape) for w in layer.get_weights()]
-                if shapes != [tuple(w.shape) for w in weights]:
-                    raise ValueError(f"block {block.name} does not fit layer {layer_name!r}: "
-                                     f"weights {[tuple(w.shape) for w in weights]} vs {shapes}")
-                layer.set_weights(weights)
-    return net
+    return Assembler(teacher, modules).assemble(config, blocks)

@@ -1,28 +1,19 @@
-"""Tuning blocks: student sub-networks, their pre-trained weights, and storage."""
+"""Pre-trained tuning blocks: the weights of each `Block`, and their storage.
 
-import dataclasses
+A tuning block is the planner's `Block` (first module and one rate per
+module); this module only adds what pre-training produced for it: the
+weights of the block's layers, keyed by layer name, and its final
+teacher-student loss.
+"""
+
 import os
-import re
 
-import keras
 import numpy as np
 
-from wootz_keras.pruning.prune import prune_compact
-from wootz_keras.utils.io import atomic_path, read_json, write_json
+from wootz_keras.planner.tuning_blocks import Block, block_key, cover
+from wootz_keras.utils.io import atomic_path, read_document, write_document
 
-
-def block_key(start, rates):
-    """The identity of a tuning block: first module and its rates."""
-    return (int(start), tuple(round(float(r), 4) for r in rates))
-
-
-def module_rates(modules, start, rates):
-    """{producer layer name: rate} for modules start .. start+len(rates)-1."""
-    out = {}
-    for module, r in zip(modules[start:start + len(rates)], rates):
-        for name in module.prunable_layers:
-            out[name] = float(r)
-    return out
+BLOCK_FILE_VERSION = 1
 
 
 def check_plan_matches(modules, plan):
@@ -36,143 +27,105 @@ def check_plan_matches(modules, plan):
         raise ValueError(f"plan module {bad} is {names[bad]!r} but the teacher's is "
                          f"{modules.names[bad]!r}: the plan was made for another model")
     for block in plan.blocks:
-        span = modules[block.start:block.start + len(block.rates)]
+        span = modules[block.start:block.stop]
         if len(span) != len(block.rates):
-            raise ValueError(f"block {block_name(block.start, block.rates)} runs past the "
-                             f"teacher's {len(modules)} modules")
+            raise ValueError(f"block {block.name} runs past the teacher's {len(modules)} modules")
         bad = [m.name for m in span if not m.composable]
         if bad:
-            raise ValueError(f"block {block_name(block.start, block.rates)} covers module "
-                             f"{bad[0]!r}, whose output shape changes when pruned; it cannot be "
-                             "trained teacher-student (use default pruning for it)")
-
-
-def block_name(start, rates):
-    return f"m{start}-{start + len(rates) - 1}@" + ",".join(f"{r:g}" for r in rates)
-
-
-def build_student(teacher, modules, start, rates):
-    """The pruned sub-network for one block, initialised by L1 pruning.
-
-    Its input is the teacher's tensor entering module `start`, its output
-    the tensor leaving the block's last module (both keep their shape).
-    """
-    rates_by_layer = {k: v for k, v in module_rates(modules, start, rates).items() if v > 0}
-    net = prune_compact(teacher, rates=rates_by_layer) if rates_by_layer else copy_model(teacher)
-    first, last = modules[start], modules[start + len(rates) - 1]
-    inputs = net.get_layer(first.input_layer).output if first.input_layer else net.inputs[0]
-    outputs = net.get_layer(last.output_layer).output
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", block_name(start, rates))
-    return keras.Model(inputs, outputs, name=f"student_{safe}")
-
-
-def copy_model(model):
-    """An independent copy of `model` with the same weights."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-@dataclasses.dataclass
-class TrainedBlock:
-    """Weights of one pre-trained block, keyed by layer name."""
-    start: int
-    rates: tuple
-    weights: dict
-    final_loss: float = None
-
-    @property
-    def name(self):
-        return block_name(self.start, self.rates)
-
-    @property
-    def stop(self):
-        return self.start + len(self.rates)
+            raise ValueError(f"block {block.name} covers module {bad[0]!r}, whose output shape "
+                             "changes when pruned; it cannot be trained teacher-student (use "
+                             "default pruning for it)")
 
 
 class PretrainedBlocks:
-    """A set of pre-trained tuning blocks, saved one file pair per block.
+    """The pre-trained weights of a set of tuning blocks of one teacher.
+
+    `fingerprint` identifies the teacher's module structure
+    (`ModuleList.fingerprint()`); `seconds` and `steps` record the
+    pre-training that produced them. Iterating yields the `Block`s.
 
     Example:
         >>> blocks = PretrainedBlocks(fingerprint="abc")
-        >>> len(blocks)
-        0
+        >>> blocks.add(Block(0, 1, (0.5,), 3), {"conv": [np.zeros((3, 3, 4, 2))]}, 0.01)
+        >>> [b.name for b in blocks.cover((0.3, 0.5, 0.7))]
+        ['m1-1@0.5']
+        >>> blocks.weights(blocks.get(1, (0.5,)))["conv"][0].shape
+        (3, 3, 4, 2)
     """
 
-    def __init__(self, fingerprint, blocks=(), seconds=0.0, steps=0):
+    def __init__(self, fingerprint, seconds=0.0, steps=0):
         self.fingerprint = fingerprint
-        self.blocks = {block_key(b.start, b.rates): b for b in blocks}
-        self.seconds = seconds
-        self.steps = steps
+        self.seconds = float(seconds)
+        self.steps = int(steps)
+        self._blocks, self._weights, self._losses = {}, {}, {}
 
     def __len__(self):
-        return len(self.blocks)
+        return len(self._blocks)
 
     def __iter__(self):
-        return iter(self.blocks.values())
+        return iter(self._blocks.values())
+
+    def add(self, block, weights, final_loss=None):
+        """Record `block`'s weights ({layer name: [arrays]}) and final loss."""
+        self._blocks[block.key] = block
+        self._weights[block.key] = dict(weights)
+        self._losses[block.key] = None if final_loss is None else float(final_loss)
 
     def get(self, start, rates):
-        return self.blocks.get(block_key(start, rates))
+        """The Block starting at module `start` with `rates`, or None."""
+        return self._blocks.get(block_key(start, rates))
 
-    def add(self, block):
-        self.blocks[block_key(block.start, block.rates)] = block
+    def weights(self, block):
+        """{layer name: [arrays]} of a pre-trained block."""
+        return self._weights[block.key]
+
+    def final_loss(self, block):
+        """The block's teacher-student MSE at the end of pre-training."""
+        return self._losses[block.key]
 
     def cover(self, rates):
-        """Non-overlapping blocks for a configuration, longest first from the left."""
-        rates = tuple(rates)
-        by_start = {}
-        for b in self.blocks.values():
-            by_start.setdefault(b.start, []).append(b)
-        used, i = [], 0
-        while i < len(rates):
-            fits = [b for b in by_start.get(i, [])
-                    if block_key(0, rates[i:b.stop])[1] == block_key(0, b.rates)[1]]
-            if fits:
-                best = max(fits, key=lambda b: len(b.rates))
-                used.append(best)
-                i = best.stop
-            else:
-                i += 1
-        return used
+        """The pre-trained blocks a configuration uses (the planner's `cover`)."""
+        return cover(self._blocks.values(), rates)
 
     def save(self, directory):
-        """Write each block as `<name>.npz` + `<name>.json`, atomically."""
+        """Write `<block name>.npz` per block and the index `blocks.json`, each atomically."""
         os.makedirs(directory, exist_ok=True)
-        for b in self.blocks.values():
-            with atomic_path(os.path.join(directory, f"{b.name}.npz")) as tmp:
-                arrays = {f"{layer}/{i}": w for layer, ws in b.weights.items()
+        entries = []
+        for key, b in self._blocks.items():
+            file = f"{b.name}.npz"
+            with atomic_path(os.path.join(directory, file)) as tmp:
+                arrays = {f"{layer}/{i}": w for layer, ws in self._weights[key].items()
                           for i, w in enumerate(ws)}
                 with open(tmp, "wb") as f:
                     np.savez(f, **arrays)
-            write_json(os.path.join(directory, f"{b.name}.json"),
-                       {"format": "wootz-block/1", "start": b.start, "rates": list(b.rates),
-                        "layers": sorted(b.weights), "final_loss": b.final_loss})
-        write_json(os.path.join(directory, "blocks.json"),
-                   {"format": "wootz-blocks/1", "fingerprint": self.fingerprint,
-                    "seconds": self.seconds, "steps": self.steps,
-                    "blocks": [b.name for b in self.blocks.values()]})
+            entries.append({"id": b.id, "start": b.start, "rates": list(b.rates),
+                            "frequency": b.frequency, "final_loss": self._losses[key],
+                            "layers": sorted(self._weights[key]), "file": file})
+        write_document(os.path.join(directory, "blocks.json"), "blocks", {
+            "fingerprint": self.fingerprint, "seconds": self.seconds, "steps": self.steps,
+            "blocks": entries}, version=BLOCK_FILE_VERSION)
 
     @classmethod
     def load(cls, directory, fingerprint=None):
-        """Load blocks saved by `save`; a corrupt or foreign file is a ValueError naming it."""
-        index = read_json(os.path.join(directory, "blocks.json"), "block index")
-        if index.get("format") != "wootz-blocks/1":
-            raise ValueError(f"{directory!r} does not hold wootz blocks")
-        if fingerprint and index["fingerprint"] != fingerprint:
+        """Blocks saved by `save`; a corrupt, foreign or mismatched file is a
+        ValueError naming it (`fingerprint`: the teacher's, checked when given)."""
+        index_path = os.path.join(directory, "blocks.json")
+        index = read_document(index_path, "blocks", BLOCK_FILE_VERSION, what="block index")
+        if fingerprint and index.get("fingerprint") != fingerprint:
             raise ValueError(f"blocks in {directory!r} were pre-trained for another teacher "
-                             f"(fingerprint {index['fingerprint']} != {fingerprint})")
-        out = cls(index["fingerprint"], seconds=index.get("seconds", 0.0),
-                  steps=index.get("steps", 0))
-        for name in index["blocks"]:
-            spec_path = os.path.join(directory, f"{name}.json")
-            spec = read_json(spec_path, "block spec")
-            out.add(TrainedBlock(spec["start"], tuple(spec["rates"]),
-                                 _load_weights(os.path.join(directory, f"{name}.npz"), spec),
-                                 spec.get("final_loss")))
+                             f"(fingerprint {index.get('fingerprint')} != {fingerprint})")
+        out = cls(index.get("fingerprint"), index.get("seconds", 0.0), index.get("steps", 0))
+        try:
+            for e in index["blocks"]:
+                block = Block(e["id"], e["start"], tuple(e["rates"]), e["frequency"])
+                path = os.path.join(directory, e["file"])
+                out.add(block, _load_weights(path, e["layers"]), e.get("final_loss"))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"block index {index_path!r} is malformed: {err!r}") from None
         return out
 
 
-def _load_weights(path, spec):
+def _load_weights(path, layers):
     try:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
@@ -180,8 +133,7 @@ def _load_weights(path, spec):
         raise ValueError(f"block file {path!r} is corrupt or unreadable: {e}") from None
     weights = {}
     for key in sorted(arrays, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))):
-        layer = key.rsplit("/", 1)[0]
-        weights.setdefault(layer, []).append(arrays[key])
-    if sorted(weights) != sorted(spec["layers"]):
-        raise ValueError(f"block file {path!r} does not match its spec (layers differ)")
+        weights.setdefault(key.rsplit("/", 1)[0], []).append(arrays[key])
+    if sorted(weights) != sorted(layers):
+        raise ValueError(f"block file {path!r} does not match its index (layers differ)")
     return weights

@@ -13,14 +13,10 @@ import time
 import keras
 import numpy as np
 
-from wootz_keras.compose.blocks import (
-    PretrainedBlocks, TrainedBlock, block_name, build_student, check_plan_matches, copy_model)
-from wootz_keras.planner.modules import find_modules
-
-
-def teacher_fingerprint(modules):
-    """Identifies the module structure blocks were trained for."""
-    return modules.fingerprint()
+from wootz_keras.compose.assemble import Assembler, copy_model
+from wootz_keras.compose.blocks import PretrainedBlocks, check_plan_matches
+from wootz_keras.training import batches
+from wootz_keras.utils.progress import Progress
 
 
 @keras.saving.register_keras_serializable("wootz_keras")
@@ -40,15 +36,15 @@ class Multiplexer:
     activation at its input; it outputs each block's per-example MSE against
     the teacher's activation at its output, shape (batch, blocks)."""
 
-    def __init__(self, teacher, modules, specs):
+    def __init__(self, teacher, assembler, blocks):
+        modules = assembler.modules
         names = []
-        for start, rates in specs:
-            first, last = modules[start], modules[start + len(rates) - 1]
-            for n in (first.input_layer, last.output_layer):
+        for b in blocks:
+            for n in (modules[b.start].input_layer, modules[b.stop - 1].output_layer):
                 if n not in names:
                     names.append(n)
-        self.specs = list(specs)
-        self.students = [build_student(teacher, modules, s, r) for s, r in self.specs]
+        self.blocks = list(blocks)
+        self.students = [assembler.student(b.start, b.rates) for b in self.blocks]
         for student in self.students:
             student.trainable = True
         outputs = [teacher.get_layer(n).output if n else teacher.inputs[0] for n in names]
@@ -59,9 +55,9 @@ class Multiplexer:
         acts = features(image)
         acts = acts if isinstance(acts, (list, tuple)) else [acts]
         errors = []
-        for student, (s, r) in zip(self.students, self.specs):
-            i = index[modules[s].input_layer]
-            o = index[modules[s + len(r) - 1].output_layer]
+        for student, b in zip(self.students, self.blocks):
+            i = index[modules[b.start].input_layer]
+            o = index[modules[b.stop - 1].output_layer]
             errors.append(BlockMSE(name=f"mse_{len(errors)}")(student(acts[i]), acts[o]))
         out = errors[0] if len(errors) == 1 else keras.layers.Concatenate(name="mse")(errors)
         self.model = keras.Model(image, out, name="multiplexer")
@@ -72,8 +68,8 @@ def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_r
     """Pre-train every block of `plan` teacher-student, group by group.
 
     dataset: real training images, as an array, an `(images, labels)` pair,
-    or (TensorFlow backend) a tf.data.Dataset of batches; it is repeated as
-    needed. strategy: a tf.distribute strategy (TensorFlow backend; default:
+    a batched tf.data.Dataset of images or of (images, labels), or a
+    keras.utils.PyDataset; it is repeated as needed (labels are ignored). strategy: a tf.distribute strategy (TensorFlow backend; default:
     the current one); other Keras backends train the same multiplexing
     model with `fit`. Returns PretrainedBlocks with the weights of every
     block keyed by layer name, and the seconds it took.
@@ -86,7 +82,8 @@ def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_r
         >>> x, y = data.load_fashion_mnist("test", limit=64)
         >>> blocks = pretrain_blocks(teacher, plan, x, steps=2, batch_size=32, verbose=0)
     """
-    modules = modules or find_modules(teacher)
+    assembler = Assembler(teacher, modules)
+    modules = assembler.modules
     check_plan_matches(modules, plan)
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
@@ -94,24 +91,22 @@ def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_r
     if strategy is not None and not tf_backend:
         raise ValueError(f"strategy= needs the TensorFlow backend, not {keras.backend.backend()!r}")
     groups = getattr(plan, "groups", None) or [list(range(len(plan.blocks)))]
-    result = PretrainedBlocks(teacher_fingerprint(modules), steps=steps)
+    result = PretrainedBlocks(modules.fingerprint(), steps=steps)
     started = time.perf_counter()
     for g, group in enumerate(groups):
-        specs = [(plan.blocks[i].start, tuple(plan.blocks[i].rates)) for i in group]
-        if not specs:
+        blocks = [plan.blocks[i] for i in group]
+        if not blocks:
             continue
-        title = f"group {g + 1}/{len(groups)} ({len(specs)} blocks)"
-        if verbose:
-            print(f"pre-training {title}")
+        title = f"pre-training group {g + 1}/{len(groups)} ({len(blocks)} blocks)"
         if tf_backend:
-            losses, students = _train_distributed(teacher, modules, specs, dataset, steps,
+            losses, students = _train_distributed(teacher, assembler, blocks, dataset, steps,
                                                   strategy, learning_rate, batch_size, seed,
-                                                  log_dir, verbose)
+                                                  log_dir, verbose, title)
         else:
-            losses, students = _train_fit(teacher, modules, specs, dataset, steps,
+            losses, students = _train_fit(teacher, assembler, blocks, dataset, steps,
                                           learning_rate, batch_size, seed, verbose)
-        for (start, rates), student, loss in zip(specs, students, losses):
-            result.add(TrainedBlock(start, rates, _student_weights(student), float(loss)))
+        for block, student, loss in zip(blocks, students, losses):
+            result.add(block, _student_weights(student), float(loss))
     result.seconds = time.perf_counter() - started
     return result
 
@@ -121,43 +116,59 @@ def _student_weights(student):
             if layer.weights and not isinstance(layer, keras.layers.InputLayer)}
 
 
-def _images(dataset):
-    if isinstance(dataset, (tuple, list)):
-        dataset = dataset[0]
-    return dataset
+def _image_batches(dataset, batch_size, seed):
+    """An endless iterator of image batches (labels, if any, dropped)."""
+    if isinstance(dataset, np.ndarray) or (isinstance(dataset, (tuple, list))
+                                           and len(dataset) == 2):
+        x = np.asarray(dataset[0] if isinstance(dataset, (tuple, list)) else dataset)
+        if x.ndim < 2:
+            raise ValueError("dataset must be images, an (images, labels) pair, a tf.data.Dataset "
+                             "or a keras.utils.PyDataset")
+        dataset = (x, np.zeros(len(x), np.int8))
+    elif type(dataset).__module__.startswith("tensorflow"):
+        dataset = dataset.map(lambda *b: (b[0], 0))
+    return (b[0] for b in batches(dataset, batch_size, seed=seed, what="pre-training data"))
 
 
-def _train_fit(teacher, modules, specs, dataset, steps, learning_rate, batch_size, seed, verbose):
+def _train_fit(teacher, assembler, blocks, dataset, steps, learning_rate, batch_size, seed,
+               verbose):
     """Any Keras backend: `fit` the multiplexing model on seeded batches."""
-    x = np.asarray(_images(dataset))
-    if x.ndim < 2:
-        raise ValueError("dataset must be an array of images or an (images, labels) pair")
-    mux = Multiplexer(copy_model(teacher), modules, specs)
-    idx = np.random.default_rng(seed).integers(0, len(x), steps * batch_size)
+    it = _image_batches(dataset, batch_size, seed)
+    mux = Multiplexer(copy_model(teacher), assembler, blocks)
     mux.model.compile(keras.optimizers.Adam(learning_rate),
                       loss=lambda _, per_block: keras.ops.sum(per_block, axis=-1))
-    mux.model.fit(x[idx], np.zeros((len(idx), 1), "float32"), batch_size=batch_size, epochs=1,
-                  shuffle=False, verbose=verbose)
-    last = x[idx[-batch_size:]]
+    last = None
+
+    def feed():
+        nonlocal last
+        while True:
+            last = next(it)
+            yield last, np.zeros((len(last), 1), "float32")
+
+    mux.model.fit(feed(), steps_per_epoch=steps, epochs=1, verbose=2 if verbose else 0)
     return np.mean(keras.ops.convert_to_numpy(mux.model(last, training=False)), axis=0), mux.students
 
 
-def _train_distributed(teacher, modules, specs, dataset, steps, strategy, learning_rate,
-                       batch_size, seed, log_dir, verbose):
+def _train_distributed(teacher, assembler, blocks, dataset, steps, strategy, learning_rate,
+                       batch_size, seed, log_dir, verbose, title):
     """TensorFlow backend: a custom loop under a tf.distribute strategy
     (Keras `fit` fails under MultiWorkerMirroredStrategy)."""
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()
-    images = _images(dataset)
-    if not isinstance(images, tf.data.Dataset):
-        images = tf.data.Dataset.from_tensor_slices(np.asarray(images)).shuffle(
-            min(len(images), 10_000), seed=seed).batch(batch_size)
+    if isinstance(dataset, tf.data.Dataset):
+        images = dataset.map(lambda *b: b[0]).repeat()
+    elif isinstance(dataset, keras.utils.PyDataset):
+        first = np.asarray(dataset[0][0])
+        images = tf.data.Dataset.from_generator(
+            lambda: _image_batches(dataset, batch_size, seed),
+            output_signature=tf.TensorSpec((None, *first.shape[1:]), first.dtype))
     else:
-        images = images.map(lambda *b: b[0] if isinstance(b, tuple) else b)
-    images = images.repeat()
+        x = np.asarray(dataset[0] if isinstance(dataset, (tuple, list)) else dataset)
+        images = tf.data.Dataset.from_tensor_slices(x).shuffle(
+            min(len(x), 10_000), seed=seed).batch(batch_size).repeat()
     with strategy.scope():
-        mux = Multiplexer(copy_model(teacher), modules, specs)
+        mux = Multiplexer(copy_model(teacher), assembler, blocks)
         optimizer = keras.optimizers.Adam(learning_rate)
         variables = mux.model.trainable_variables
         optimizer.build(variables)
@@ -178,17 +189,18 @@ def _train_distributed(teacher, modules, specs, dataset, steps, strategy, learni
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
-    bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss"])
+    bar = Progress(steps, title, verbose=bool(verbose))
     it = iter(dist)
-    last = np.zeros(len(specs))
+    last = np.zeros(len(blocks))
     for i in range(steps):
         last = step(next(it)).numpy()
-        bar.update(i + 1, [("loss", float(last.sum()))])
+        bar.update(i + 1, loss=float(last.sum()))
         if writer and (i % 10 == 0 or i == steps - 1):
             with writer.as_default(step=i):
                 tf.summary.scalar("pretrain/total_mse", float(last.sum()))
-                for spec, v in zip(specs, last):
-                    tf.summary.scalar(f"pretrain/{block_name(*spec)}", float(v))
+                for block, v in zip(blocks, last):
+                    tf.summary.scalar(f"pretrain/{block.name}", float(v))
+    bar.close()
     _average_replica_statistics(strategy, mux.students)
     return last, mux.students
 

@@ -9,9 +9,10 @@ import itertools
 
 import numpy as np
 
-from wootz_keras.graph.cost import count_flops, count_params
+from wootz_keras.graph.cost import call_macs, count_flops, count_params
 from wootz_keras.pruning.prune import units_to_keep
-from wootz_keras.utils.io import read_json, write_json
+from wootz_keras.utils.io import read_document, write_document
+from wootz_keras.utils.rates import check_rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,15 +26,88 @@ class Config:
         return len(self.rates)
 
 
-def check_rates(rates, what="rates"):
-    """Validate a rate set: numbers in [0, 1), at least one."""
-    rates = tuple(float(r) for r in rates)
-    if not rates:
-        raise ValueError(f"{what} is empty")
-    for r in rates:
-        if not 0.0 <= r < 1.0:
-            raise ValueError(f"{what} holds {r}, outside [0, 1)")
-    return rates
+class _SizeModel:
+    """Params / FLOPs of a module list's pruned networks from channel counts
+    alone: built once per teacher (it walks the graph once), then each
+    estimate is arithmetic."""
+
+    def __init__(self, modules):
+        analysis = modules.analysis
+        graph = analysis.graph
+        self.modules = modules
+        self.group_sizes = {g: analysis.groups[g].size for m in modules for g in m.groups}
+        # channels each module's groups remove from each tensor, per unit
+        self.per_tensor = {}
+        for t in graph.tensors:
+            gids, _ = analysis.element_index(("t", id(t)))
+            counts = {}
+            for m, module in enumerate(modules):
+                n = int(np.isin(gids, module.groups).sum())
+                if n:
+                    counts[m] = n
+            if counts:
+                self.per_tensor[id(t)] = counts
+        self.graph = graph
+        self.full_params = count_params(graph)
+        self.full_flops = count_flops(graph)
+
+    def estimate(self, rates):
+        channels = self._channels(rates)
+        return count_params(self.graph, channels), count_flops(self.graph, channels)
+
+    def module_flops(self, start, rates):
+        """FLOPs of modules start .. start + len(rates) - 1 pruned at `rates`
+        (a tuning block's student), the other modules unpruned."""
+        full = [0.0] * len(self.modules)
+        full[start:start + len(rates)] = rates
+        channels = self._channels(full)
+        layers = {name for m in self.modules[start:start + len(rates)] for name in m.layers}
+        return int(2 * sum(call_macs(c, *channels.get(id(c), (None, None)))
+                           for c in self.graph.calls if c.core.name in layers))
+
+    def _channels(self, rates):
+        fraction = []
+        for module, r in zip(self.modules, rates):
+            sizes = [self.group_sizes[g] for g in module.groups]
+            kept = [units_to_keep(s, r) for s in sizes]
+            fraction.append(1 - sum(kept) / sum(sizes))
+        removed = {tid: int(round(sum(n * fraction[m] for m, n in counts.items())))
+                   for tid, counts in self.per_tensor.items()}
+        channels = {}
+        for call in self.graph.calls:
+            if not call.inputs:
+                continue
+            cin = call.inputs[0].channels - removed.get(id(call.inputs[0]), 0)
+            cout = call.outputs[0].channels - removed.get(id(call.outputs[0]), 0)
+            channels[id(call)] = (cin, cout)
+        return channels
+
+
+def size_model(modules):
+    """The (cached) size model of a ModuleList: one per teacher."""
+    model = getattr(modules, "_size_model", None)
+    if model is None:
+        model = modules._size_model = _SizeModel(modules)
+    return model
+
+
+def estimate_size(modules, rates):
+    """(params, flops) of the network pruned at one rate per module, without
+    building it: the one place sizes are estimated.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> from wootz_keras.planner.modules import find_modules
+        >>> mods = find_modules(zoo.resnet_cifar(depth=8))
+        >>> params, flops = estimate_size(mods, [0.5, 0.5, 0.5])
+        >>> params < zoo.resnet_cifar(depth=8).count_params()
+        True
+    """
+    rates = check_rates(rates, "config")
+    if len(rates) != len(modules):
+        raise ValueError(f"config has {len(rates)} rates but the model has {len(modules)} "
+                         f"modules ({modules.names[0]} ...)")
+    return size_model(modules).estimate(rates)
 
 
 class ConfigSpace:
@@ -56,56 +130,23 @@ class ConfigSpace:
         self.modules = modules
         self.rates = check_rates(rates)
         self.size = len(self.rates) ** len(modules)
-        self._prepare_estimates()
 
-    # -- cost estimates ------------------------------------------------
-    def _prepare_estimates(self):
-        analysis = self.modules.analysis
-        graph = analysis.graph
-        self._group_sizes = {g: analysis.groups[g].size for m in self.modules for g in m.groups}
-        # channels each module group removes from each tensor, per unit
-        per_tensor = {}
-        for t in graph.tensors:
-            gids, _ = analysis.element_index(("t", id(t)))
-            counts = {}
-            for m, module in enumerate(self.modules):
-                n = int(np.isin(gids, module.groups).sum())
-                if n:
-                    counts[m] = n
-            if counts:
-                per_tensor[id(t)] = counts
-        self._per_tensor = per_tensor
-        self._graph = graph
-        self.full_params = count_params(graph)
-        self.full_flops = count_flops(graph)
+    @property
+    def full_params(self):
+        return size_model(self.modules).full_params
+
+    @property
+    def full_flops(self):
+        return size_model(self.modules).full_flops
 
     def estimate(self, rates):
         """(params, flops) of the pruned network for one configuration."""
-        rates = tuple(rates)
-        fraction = []
-        for module, r in zip(self.modules, rates):
-            sizes = [self._group_sizes[g] for g in module.groups]
-            kept = [units_to_keep(s, r) for s in sizes]
-            fraction.append(1 - sum(kept) / sum(sizes))
-        removed = {}
-        for tid, counts in self._per_tensor.items():
-            removed[tid] = int(round(sum(n * fraction[m] for m, n in counts.items())))
-        channels = {}
-        for call in self._graph.calls:
-            if not call.inputs:
-                continue
-            cin = call.inputs[0].channels - removed.get(id(call.inputs[0]), 0)
-            cout = call.outputs[0].channels - removed.get(id(call.outputs[0]), 0)
-            channels[id(call)] = (cin, cout)
-        return count_params(self._graph, channels), count_flops(self._graph, channels)
+        return estimate_size(self.modules, rates)
 
     def config(self, rates):
         """A Config with its estimated size."""
         rates = check_rates(rates, "config")
-        if len(rates) != len(self.modules):
-            raise ValueError(f"config has {len(rates)} rates but the model has "
-                             f"{len(self.modules)} modules")
-        params, flops = self.estimate(rates)
+        params, flops = estimate_size(self.modules, rates)
         return Config(rates, params, flops)
 
     # -- enumeration and sampling -------------------------------------
@@ -152,16 +193,11 @@ class ConfigSpace:
         return out
 
     # -- persistence ---------------------------------------------------
-    def fingerprint(self):
-        """A short hash of the module structure (to match plans to models)."""
-        return self.modules.fingerprint()
-
     def save(self, path, configs):
         """Write the space and `configs` to JSON atomically."""
-        write_json(path, {
-            "format": "wootz-configs/1",
+        write_document(path, "configs", {
             "modules": [m.name for m in self.modules],
-            "fingerprint": self.fingerprint(),
+            "fingerprint": self.modules.fingerprint(),
             "rates": list(self.rates),
             "configs": [{"rates": list(c.rates), "params": c.params, "flops": c.flops}
                         for c in configs],
@@ -169,10 +205,18 @@ class ConfigSpace:
 
     def load(self, path):
         """Configs saved by `save`; ValueError if they belong to another model."""
-        data = read_json(path, "configuration file")
-        if data.get("format") != "wootz-configs/1":
-            raise ValueError(f"{path!r} is not a wootz configuration file")
-        if data["fingerprint"] != self.fingerprint():
+        return load_configs(path, self.modules)
+
+
+def load_configs(path, modules):
+    """The configurations in `path` (written by `ConfigSpace.save`) for `modules`;
+    a foreign, corrupt or mismatched file is a ValueError naming it."""
+    data = read_document(path, "configs", what="configuration file")
+    try:
+        if data["fingerprint"] != modules.fingerprint():
             raise ValueError(f"configurations in {path!r} were made for other modules "
                              f"({len(data['modules'])} modules: {data['modules'][:2]} ...)")
-        return [self.config(c["rates"]) for c in data["configs"]]
+        return [Config(check_rates(c["rates"], f"{path}: config {i}"), c["params"], c["flops"])
+                for i, c in enumerate(data["configs"])]
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"configuration file {path!r} is malformed: {e!r}") from None

@@ -18,17 +18,15 @@ Example:
 """
 
 import dataclasses
-import itertools
 import numbers
 
 from wootz_keras.planner.sequitur import RuleRef, build_grammar, gc_paused
-from wootz_keras.utils.io import read_json, write_json
+from wootz_keras.utils.io import read_document, write_document
+from wootz_keras.utils.rates import RATE_DECIMALS, check_rates, round_rates  # noqa: F401
 
-__all__ = ["Block", "Coverage", "Plan", "plan_tuning_blocks"]
+__all__ = ["Block", "Coverage", "Plan", "block_key", "cover", "composable_plan",
+           "plan_tuning_blocks"]
 
-RATE_DECIMALS = 4
-FORMAT = "wootz_keras.plan"
-FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +55,48 @@ class Block:
     def name(self):
         rates = ",".join(f"{r:g}" for r in self.rates)
         return f"m{self.start}-{self.stop - 1}@{rates}"
+
+    @property
+    def key(self):
+        """What identifies a block wherever it is used: (start, rounded rates)."""
+        return block_key(self.start, self.rates)
+
+
+def block_key(start, rates):
+    """(first module, rates rounded to RATE_DECIMALS): equal keys, equal blocks.
+
+    Example:
+        >>> block_key(2, [0.30000001, 0.5])
+        (2, (0.3, 0.5))
+    """
+    return int(start), round_rates(rates)
+
+
+def cover(blocks, rates):
+    """The blocks a configuration uses: greedy, left to right, the longest
+    block that matches at each module (modules no block matches are skipped).
+
+    Example:
+        >>> blocks = [Block(0, 0, (0.3, 0.5), 2), Block(1, 1, (0.5,), 3)]
+        >>> [b.name for b in cover(blocks, (0.3, 0.5, 0.7))]
+        ['m0-1@0.3,0.5']
+        >>> [b.name for b in cover(blocks, (0.7, 0.5, 0.7))]
+        ['m1-1@0.5']
+    """
+    rates = block_key(0, rates)[1]
+    by_start = {}
+    for block in sorted(blocks, key=len, reverse=True):
+        by_start.setdefault(block.start, []).append(block)
+    used, m = [], 0
+    while m < len(rates):
+        for block in by_start.get(m, ()):
+            if rates[m:block.stop] == block.key[1]:
+                used.append(block)
+                m = block.stop
+                break
+        else:
+            m += 1
+    return used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +137,6 @@ class Plan:
         self._index = {}
         for i, rates in enumerate(self.configs):
             self._index.setdefault(rates, i)
-        self._by_start = {}
-        for block in sorted(self.blocks, key=len, reverse=True):
-            self._by_start.setdefault(block.start, []).append(block)
 
     def __repr__(self):
         return (f"Plan({len(self.configs)} configs x {self.num_modules} modules, "
@@ -133,20 +170,7 @@ class Plan:
         i = self._index.get(rates)
         if i is not None:
             return [self.blocks[b] for b in self._uses[i]]
-        return self._greedy_cover(rates)
-
-    def _greedy_cover(self, rates):
-        cover = []
-        m = 0
-        while m < len(rates):
-            for block in self._by_start.get(m, ()):
-                if rates[m:block.stop] == block.rates:
-                    cover.append(block)
-                    m = block.stop
-                    break
-            else:
-                m += 1
-        return cover
+        return cover(self.blocks, rates)
 
     @property
     def coverage(self):
@@ -173,9 +197,7 @@ class Plan:
             >>> Plan.from_json("/tmp/wz_plan.json").blocks == plan.blocks
             True
         """
-        write_json(path, {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
+        write_document(path, "plan", {
             "module_names": None if self.module_names is None else list(self.module_names),
             "configs": [list(c) for c in self.configs],
             "blocks": [{"id": b.id, "name": b.name, "start": b.start,
@@ -188,12 +210,7 @@ class Plan:
     @classmethod
     def from_json(cls, path):
         """Read a plan written by `to_json`; a wrong file is a ValueError."""
-        data = read_json(path, "plan")
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"plan {path!r} is not a {FORMAT} file")
-        if data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"plan {path!r} has version {data.get('version')!r}, "
-                             f"this reader knows version {FORMAT_VERSION}")
+        data = read_document(path, "plan")
         try:
             blocks = [Block(b["id"], b["start"], tuple(b["rates"]), b["frequency"])
                       for b in data["blocks"]]
@@ -206,7 +223,8 @@ class Plan:
         return plan
 
 
-def plan_tuning_blocks(configs, module_names=None, memory_budget=None, block_cost=None):
+def plan_tuning_blocks(configs, module_names=None, memory_budget=None, block_cost=None,
+                       fill=False):
     """Select tuning blocks for `configs` (Wootz steps 1-3).
 
     `configs`: rate sequences (one rate in [0, 1) per module) or objects with
@@ -228,7 +246,14 @@ def plan_tuning_blocks(configs, module_names=None, memory_budget=None, block_cos
     child rule always occurs strictly more often than each of its parents.
     The "equal frequency" test therefore never passes and the chosen blocks
     are exactly the leaf rules. Module slots no chosen block covers use
-    default L1 pruning.
+    default L1 pruning, unless `fill`.
+
+    `fill=True` (ours, not the paper's): every module slot that no selected
+    block covers in at least two configurations gets a single-module block,
+    so candidates are assembled from pre-trained pieces only (Sequitur's
+    rules are runs of two or more modules, so single modules are never
+    rules; an L1-pruned module between pre-trained ones costs the assembled
+    network most of its accuracy).
 
     `memory_budget` and `block_cost` (a callable Block -> cost, same unit)
     come together: blocks are then packed into `plan.groups` first-fit
@@ -258,29 +283,46 @@ def plan_tuning_blocks(configs, module_names=None, memory_budget=None, block_cos
         marked = _select(grammar, freq, order)
         blocks, block_of = _make_blocks(grammar, freq, marked)
         uses = _config_uses(grammar, order, block_of, len(rates))
+        if fill:
+            blocks, uses = _fill_single_modules(rates, blocks, uses)
         groups = _group(blocks, memory_budget, block_cost)
         return Plan(rates, blocks, uses, groups, module_names)
+
+
+def _fill_single_modules(rates, blocks, uses, min_frequency=2):
+    """Blocks and uses with single-module blocks for the uncovered slots."""
+    missing = {}
+    for i, config in enumerate(rates):
+        covered = set()
+        for b in uses[i]:
+            covered.update(range(blocks[b].start, blocks[b].stop))
+        for m, r in enumerate(config):
+            if m not in covered:
+                missing.setdefault((m, r), []).append(i)
+    added = {slot: configs for slot, configs in missing.items() if len(configs) >= min_frequency}
+    specs = [(b.start, len(b), b.rates, b.frequency, ("old", b.id)) for b in blocks]
+    specs += [(m, 1, (r,), len(configs), ("new", (m, r))) for (m, r), configs in added.items()]
+    specs.sort()
+    new_id = {spec[-1]: i for i, spec in enumerate(specs)}
+    out_blocks = [Block(i, start, tuple(r), f) for i, (start, _, r, f, _) in enumerate(specs)]
+    out_uses = [[new_id[("old", b)] for b in u] for u in uses]
+    for (m, r), configs in added.items():
+        for i in configs:
+            out_uses[i].append(new_id[("new", (m, r))])
+    out_uses = [sorted(u, key=lambda b: out_blocks[b].start) for u in out_uses]
+    return out_blocks, out_uses
 
 
 def _config_rates(config, what):
     """Rounded rates of one config; `what` names it in error messages."""
     raw = getattr(config, "rates", config)
-    if isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
-        raise ValueError(f"{what} is not a sequence of rates: {config!r}")
-    raw = tuple(raw)
-    try:
-        rates = tuple(map(round, map(float, raw), itertools.repeat(RATE_DECIMALS)))
-        if all(0.0 <= r < 1.0 for r in rates):
+    try:                                    # fast path: plans take 100k configs
+        rates = round_rates(raw)
+        if rates and all(0.0 <= r < 1.0 for r in rates):
             return rates
     except (TypeError, ValueError):
         pass
-    for j, r in enumerate(raw):      # slow path: find the culprit
-        try:
-            ok = 0.0 <= round(float(r), RATE_DECIMALS) < 1.0
-        except (TypeError, ValueError):
-            raise ValueError(f"{what}, module {j}: rate {r!r} is not a number") from None
-        if not ok:
-            raise ValueError(f"{what}, module {j}: rate {r!r} is outside [0, 1)")
+    return check_rates(raw, what, item="{what}, module {i}")
 
 
 def _all_config_rates(configs):
@@ -288,8 +330,6 @@ def _all_config_rates(configs):
     if len(configs) < 2:
         raise ValueError(f"need at least 2 configurations, got {len(configs)}")
     rates = [_config_rates(c, f"config {i}") for i, c in enumerate(configs)]
-    if not rates[0]:
-        raise ValueError("config 0 has no modules")
     expected = len(rates[0])
     for i, r in enumerate(rates):
         if len(r) != expected:

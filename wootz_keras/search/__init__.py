@@ -23,7 +23,8 @@ from wootz_keras.search.objectives import (  # noqa: F401
     objective_from_dict,
     parse_objective,
 )
-from wootz_keras.search.report import summary, write_report  # noqa: F401
+from wootz_keras.search.figures import replay, summary  # noqa: F401
+from wootz_keras.search.report import write_report  # noqa: F401
 from wootz_keras.search.exploration import (  # noqa: F401
     ExploreResult,
     explore_candidates,

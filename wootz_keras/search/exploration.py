@@ -217,7 +217,8 @@ def _prepare(candidates, objective, full_accuracy, worker_index=0, num_workers=1
 
 
 def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, mode,
-                       worker_index=0, num_workers=1, progress=True, settings=None):
+                       worker_index=0, num_workers=1, progress=True, settings=None,
+                       max_positions=None):
     """Evaluate candidates in objective order until the objective is met.
 
     Args:
@@ -234,6 +235,8 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
         settings: JSON-able fine-tuning settings; stored in the mode's journal
             header with the objective, candidate hash and full accuracy.
             Resuming with any of these changed raises `JournalMismatchError`.
+        max_positions: only the first `max_positions` ordered positions are
+            explored (and the answer is final for them alone).
 
     Returns:
         `ExploreResult`. `complete=False` means other workers still own
@@ -254,7 +257,8 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
     if not callable(evaluate):
         raise ValueError(f"evaluate must be callable, got {evaluate!r}")
     ordered_index = {c.index: i for i, c in enumerate(ordered)}
-    mine = list(range(worker_index, len(ordered), num_workers))
+    limit = len(ordered) if max_positions is None else min(int(max_positions), len(ordered))
+    mine = list(range(worker_index, limit, num_workers))
     t_start = time.perf_counter()
     evaluated = reused = 0
 
@@ -292,7 +296,7 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
                 bar.update(shown, **values, final=final, best=best)
         if bar is not None:
             bar.close()
-        result = _summarize(ordered, j.finished(mode), objective, full_accuracy, mode)
+        result = _summarize(ordered[:limit], j.finished(mode), objective, full_accuracy, mode)
     result.evaluated = evaluated
     result.reused = reused
     result.wall_seconds = time.perf_counter() - t_start

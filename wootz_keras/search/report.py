@@ -1,10 +1,10 @@
 """Exploration reports: JSON, CSV, a Markdown summary and PNG plots.
 
 `write_report` compares the explorations of one candidate set -- default
-pruning and composability (WOOTZ.md step 7): candidates tried, time, the
-winner's size, accuracy right after assembly ("init") and after fine-tuning
-("final"), and the speedup = default time / composed time, the composed time
-including block pre-training (`extra["pretrain_seconds"]`).
+pruning, composability and auto (docs/method.md, step 7): candidates tried,
+time, the winners, the speedups, the medians; every number comes from
+`figures.summary`, the one computation the console and the benchmark print
+too.
 
 Every file is written atomically; plots use matplotlib's Agg canvas (no
 display, no global backend change).
@@ -26,9 +26,8 @@ import csv
 import io
 import math
 import os
-import statistics
 
-from wootz_keras.search.objectives import objective_from_dict
+from wootz_keras.search.figures import summary  # noqa: F401 (re-exported)
 from wootz_keras.utils.io import atomic_path, write_json, write_text
 
 FILES = {
@@ -56,51 +55,9 @@ def _modes(results):
     return sorted(results, key=lambda m: (_MODE_ORDER.index(m) if m in _MODE_ORDER else 99, m))
 
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 def _is_winner(row, winner):
-    return winner is not None and row["index"] == winner["index"]
-
-
-def summary(full_accuracy, teacher_params, results, extra=None):
-    """Per-mode figures and the speedup, as written to results.json / report.md.
-
-    Example:
-        >>> summary(0.9, 100, {})["speedup"] is None
-        True
-    """
-    extra = dict(extra or {})
-    pretrain = float(extra.get("pretrain_seconds", 0.0) or 0.0)
-    modes = {}
-    for mode in _modes(results):
-        r = _as_dict(results[mode])
-        w = r.get("winner")
-        pre = pretrain if mode == "composed" else 0.0
-        modes[mode] = {
-            "tried": r["tried"],
-            "num_candidates": r.get("num_candidates"),
-            "seconds": r["seconds"],
-            "pretrain_seconds": pre,
-            "total_seconds": r["seconds"] + pre,
-            "complete": r.get("complete"),
-            "winner_index": None if w is None else w["index"],
-            "winner_params": None if w is None else w["params"],
-            "winner_flops": None if w is None else w["flops"],
-            "winner_params_ratio": (None if w is None or not teacher_params
-                                    else w["params"] / teacher_params),
-            "winner_final_accuracy": None if w is None else w["final_accuracy"],
-            "init_median": _median(row.get("init_accuracy") for row in r["rows"]),
-            "final_median": _median(row.get("final_accuracy") for row in r["rows"]),
-            "message": r.get("message", ""),
-        }
-    speedup = None
-    if "default" in modes and "composed" in modes and modes["composed"]["total_seconds"] > 0:
-        speedup = modes["default"]["total_seconds"] / modes["composed"]["total_seconds"]
-    return {"full_accuracy": float(full_accuracy), "teacher_params": teacher_params,
-            "modes": modes, "speedup": speedup}
+    return winner is not None and row["index"] == winner["index"] and \
+        row.get("mode", "") == winner.get("mode", row.get("mode", ""))
 
 
 def _fmt(v, spec="{:.4f}"):
@@ -121,52 +78,79 @@ def _flatten(d, prefix=""):
     return out
 
 
-def _cell(v, limit=120):
-    text = str(v).replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def _cell(v):
+    if isinstance(v, float):
+        v = f"{v:.6g}"
+    elif isinstance(v, (list, tuple)):
+        v = ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+    return str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def _secs(s):
-    return f"{s:.1f}" if s >= 100 else f"{s:.3g}"
+    return "-" if s is None else (f"{s:.1f}" if s >= 100 else f"{s:.3g}")
 
 
-def _markdown(full_accuracy, teacher_params, results, extra, summ):
-    first = _as_dict(results[_modes(results)[0]]) if results else None
+def _markdown(figures, settings):
     lines = ["# Wootz exploration report", ""]
-    lines.append(f"Full model: accuracy {full_accuracy:.4f}, "
-                 f"{_fmt(teacher_params, '{:,}')} params.")
-    if first is not None:
-        try:
-            described = objective_from_dict(first["objective"]).describe()
-        except ValueError:
-            described = str(first["objective"])
-        target = first.get("target")
-        lines.append(f"Objective: {described}"
+    lines.append(f"Full model: accuracy {figures['full_accuracy']:.4f} (validation split), "
+                 f"{_fmt(figures['teacher_params'], '{:,}')} params.")
+    if figures.get("objective"):
+        target = figures.get("target")
+        lines.append(f"Objective: {figures['objective']}"
                      + (f" (target {target:.4f})." if target is not None else "."))
-    lines += ["", "| mode | tried | candidates | fine-tune s | pre-train s | total s | winner "
-              "| winner params | size ratio | winner acc | init median | final median "
-              "| final? |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for mode, m in summ["modes"].items():
+    lines += ["", "| mode | tried | of | fine-tune s | pre-train s | total s | winner "
+              "| winner params | size ratio | val acc | test acc | final? |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for mode, m in figures["modes"].items():
         lines.append(
             f"| {mode} | {m['tried']} | {_fmt(m['num_candidates'], '{}')} "
-            f"| {_secs(m['seconds'])} | {_secs(m['pretrain_seconds'])} "
+            f"| {_secs(m['fine_tune_seconds'])} | {_secs(m['pretrain_seconds'])} "
             f"| {_secs(m['total_seconds'])} "
-            f"| {_fmt(m['winner_index'], '#{}')} | {_fmt(m['winner_params'], '{:,}')} "
-            f"| {_fmt(m['winner_params_ratio'], '{:.1%}')} "
-            f"| {_fmt(m['winner_final_accuracy'])} | {_fmt(m['init_median'])} "
-            f"| {_fmt(m['final_median'])} | {'yes' if m['complete'] else 'no'} |")
+            f"| {_fmt(m['winner_index'], '#{}')}{'' if m['winner_met'] or m['winner_index'] is None else ' (fallback)'} "
+            f"| {_fmt(m['winner_params'], '{:,}')} | {_fmt(m['winner_params_ratio'], '{:.1%}')} "
+            f"| {_fmt(m['winner_val_accuracy'])} | {_fmt(m['winner_test_accuracy'])} "
+            f"| {'yes' if m['complete'] else 'no'} |")
     lines.append("")
-    if summ["speedup"] is not None:
-        lines.append(f"**Speedup** (default time / composed time incl. pre-training): "
-                     f"**{summ['speedup']:.2f}x**")
-    else:
-        lines.append("Speedup: needs both a default and a composed exploration.")
+    if figures.get("speedup") is not None:
+        lines.append(f"**Speedup** of composability (default time / composed time, pre-training "
+                     f"included): **{figures['speedup']:.2f}x**")
+    if figures.get("speedup_auto") is not None:
+        lines.append(f"**Speedup** of auto mode (default time / auto time): "
+                     f"**{figures['speedup_auto']:.2f}x**")
+    if figures.get("speedup") is None and figures.get("speedup_auto") is None:
+        lines.append("Speedup: needs both a default and a composed (or auto) exploration.")
+    if figures.get("overhead_fraction") is not None:
+        lines.append(f"Fixed cost per default candidate (assembly, tracing, evaluation: all but "
+                     f"training steps): {figures['overhead_fraction']:.1%} of its time.")
+    auto = figures["modes"].get("auto", {}).get("decision")
+    if auto:
+        lines += ["", f"Auto mode: {'pre-trained blocks' if auto['pretrain'] else 'default pruning only'}"
+                  f" -- {auto['reason']}."]
+    for key, title in (("init", "Accuracy right after assembly"),
+                       ("final", "Accuracy after fine-tuning")):
+        if figures.get(key):
+            f = figures[key]
+            lines += ["", f"{title} ({f['over']}): median default {_fmt(f['default_median'])}, "
+                          f"composed {_fmt(f['composed_median'])}."]
+    sweep = figures.get("alpha_sweep")
+    if sweep:
+        lines += ["", "## Alpha sweep (replayed from this run's validation curves)", "",
+                  "| alpha | target | default tried / s | composed tried / s (+ pre-training) "
+                  "| speedup | winner params default / composed |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for line in sweep:
+            d, c = line["default"], line["composed"]
+            cell = (lambda m: "not answerable" if m is None else
+                    f"{m['tried']} / {_secs(m['seconds'])}")
+            params = (lambda m: "-" if m is None or m["winner_params"] is None
+                      else f"{m['winner_params']:,}")
+            lines.append(f"| {line['alpha']:.1%} | {line['target']:.4f} | {cell(d)} | {cell(c)} "
+                         f"| {_fmt(line['speedup'], '{:.2f}x')} | {params(d)} / {params(c)} |")
     lines += ["", "## Results", ""]
-    lines += [f"- {m['message']}" for m in summ["modes"].values()]
-    if extra:
-        lines += ["", "## Settings", "", "| key | value |", "|---|---|"]
-        lines += [f"| {k} | {_cell(v)} |" for k, v in _flatten(extra)]
+    lines += [f"- {m['message']}" for m in figures["modes"].values()]
+    if settings:
+        lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in _flatten(settings)]
     lines += ["", "## Plots", ""]
     for key, title in (("accuracy_vs_size", "accuracy vs size"),
                        ("accuracy_distributions", "accuracy distributions"),
@@ -287,16 +271,28 @@ def _plot_timeline(path, results, pretrain_seconds):
     _save(fig, path)
 
 
-def write_report(out_dir, full_accuracy, teacher_params, results, extra=None):
+def _plot_rows(results):
+    """{mode: rows} for the plots: auto's rows are shown under their own mode."""
+    out = {}
+    for mode in _modes(results):
+        if mode == "auto" and ("default" in results or "composed" in results):
+            continue
+        out[mode] = results[mode]
+    return out
+
+
+def write_report(out_dir, full_accuracy, teacher_params, results, settings=None, figures=None,
+                 pretrain_seconds=0.0):
     """Write results.json, results.csv, report.md and three PNG plots to `out_dir`.
 
     Args:
         out_dir: directory (created if needed; other files in it are left alone).
         full_accuracy: the unpruned model's accuracy.
         teacher_params: the unpruned model's parameter count (size ratios).
-        results: {mode: ExploreResult (or its to_dict())}, e.g. "default" and "composed".
-        extra: JSON-able settings to record; `pretrain_seconds` is added to
-            the composed time for the speedup.
+        results: {mode: ExploreResult / AutoResult (or their to_dict())}.
+        settings: JSON-able settings of the run (the report's settings table).
+        figures: `figures.summary(...)` of the run (computed here from
+            `results` and `pretrain_seconds` when not given).
 
     Returns:
         {key: path} for the keys of `FILES`.
@@ -310,16 +306,18 @@ def write_report(out_dir, full_accuracy, teacher_params, results, extra=None):
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     results = {m: _as_dict(r) for m, r in dict(results).items()}
-    extra = dict(extra or {})
-    pretrain = float(extra.get("pretrain_seconds", 0.0) or 0.0)
+    if figures is None:
+        figures = summary(full_accuracy, teacher_params, results,
+                          pretrain_seconds=pretrain_seconds)
+    pretrain = figures["modes"].get("composed", {}).get("pretrain_seconds", 0.0) or 0.0
     paths = {k: os.path.join(out_dir, name) for k, name in FILES.items()}
-    summ = summary(full_accuracy, teacher_params, results, extra)
-    write_json(paths["json"], {**summ, "extra": extra, "results": results}, default=str)
+    write_json(paths["json"], {"figures": figures, "settings": settings or {},
+                               "results": results}, default=str)
     write_text(paths["csv"], _csv(results, teacher_params))
-    write_text(paths["markdown"], _markdown(float(full_accuracy), teacher_params, results,
-                                            extra, summ))
+    write_text(paths["markdown"], _markdown(figures, settings))
+    plotted = _plot_rows(results)
     _plot_accuracy_vs_size(paths["accuracy_vs_size"], float(full_accuracy), teacher_params,
-                           results)
-    _plot_distributions(paths["accuracy_distributions"], results)
-    _plot_timeline(paths["timeline"], results, pretrain)
+                           plotted)
+    _plot_distributions(paths["accuracy_distributions"], plotted)
+    _plot_timeline(paths["timeline"], plotted, pretrain)
     return paths

@@ -74,3 +74,38 @@ def read_json(path, what="file"):
         raise ValueError(f"{what} {path!r} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{what} {path!r} is not valid JSON: {e}") from None
+
+
+def write_document(path, kind, body, version=1):
+    """Write a wootz_keras JSON document atomically: `body` plus its format
+    ("wootz_keras.<kind>") and version, the one convention for every file
+    the library saves (plans, configurations, blocks, run records).
+
+    Example:
+        >>> write_document("/tmp/wz_doc.json", "example", {"a": 1})
+        >>> read_document("/tmp/wz_doc.json", "example")["a"]
+        1
+    """
+    write_json(path, {"format": f"wootz_keras.{kind}", "version": int(version), **body})
+
+
+def read_document(path, kind, version=1, what=None):
+    """Read a document written by `write_document`; a missing, corrupt or
+    foreign file, or a newer version, is a ValueError naming it.
+
+    Example:
+        >>> write_json("/tmp/wz_other.json", {"format": "something"})
+        >>> read_document("/tmp/wz_other.json", "plan")
+        Traceback (most recent call last):
+        ...
+        ValueError: plan '/tmp/wz_other.json' is not a wootz_keras.plan file
+    """
+    what = what or kind
+    data = read_json(path, what)
+    if not isinstance(data, dict) or data.get("format") != f"wootz_keras.{kind}":
+        raise ValueError(f"{what} {path!r} is not a wootz_keras.{kind} file")
+    found = data.get("version")
+    if not isinstance(found, int) or found > version:
+        raise ValueError(f"{what} {path!r} has version {found!r}, this reader knows version "
+                         f"{version}")
+    return data

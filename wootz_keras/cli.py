@@ -1,0 +1,319 @@
+"""What every wootz command tool shares: one error style, quiet logs, flag checks.
+
+Each tool (tools/*.py) defines its absl flags and a `main(argv)` that calls
+the library, then `run_tool(main, "wootz-<tool>", __doc__)`. Every failure
+ends the process with ONE line on stderr, ``wootz-<tool>: error: <reason>``,
+and a non-zero exit status:
+
+- 2 for a usage error: a missing or malformed flag value, detected before
+  any work is done (`UsageError`, absl flag-parsing errors, stray arguments);
+- 1 for anything that fails while working (a library `ValueError`, a file
+  that cannot be read, a missing dataset, any other exception).
+
+TensorFlow's and the converters' start-up and progress chatter is kept off
+the console unless ``--verbose`` is given (``WOOTZ_DEBUG=1`` also prints the
+traceback of a failure).
+
+Example:
+    >>> table(["model", "params"], [["resnet8", "78,426"]])
+    'model    params\\n-------  ------\\nresnet8  78,426'
+"""
+
+import functools
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import traceback
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's and the converters' own log output.")
+
+_PROG = ["wootz"]
+
+# C++ log lines of TensorFlow / XLA / absl (`I0000 00:00:17.. 123 file.cc:45] ...`,
+# `2025-01-01 10:00:00.000: E tensorflow/...`) and absl's pre-init notice.
+_NATIVE_LOG = re.compile(rb"^([IWEF]\d{4} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |"
+                         rb"WARNING: All log messages before absl::InitializeLog|"
+                         rb"To enable the following instructions:|"
+                         rb"WARNING:tensorflow:|W0000|E0000|I0000)")
+
+
+class UsageError(ValueError):
+    """A flag value is missing or malformed (exit status 2)."""
+
+
+def one_line(message):
+    """`message` with all whitespace runs (newlines included) collapsed to one space.
+
+    Example:
+        >>> one_line("a\\n  b")
+        'a b'
+    """
+    return " ".join(str(message).split())
+
+
+def fail(message, code=1):
+    """Print ``<prog>: error: <message>`` as one line on stderr and exit with `code`."""
+    sys.stdout.flush()
+    print(f"{_PROG[0]}: error: {one_line(message)}", file=sys.stderr, flush=True)
+    _NativeLogFilter.stop()
+    sys.exit(code)
+
+
+class _NativeLogFilter:
+    """Drops TensorFlow's native log lines from file descriptor 2 (they bypass
+    Python's logging), forwarding everything else to the real stderr."""
+
+    _active = None
+
+    def __init__(self):
+        self.saved = os.dup(2)
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        self.reader = os.fdopen(read_fd, "rb", buffering=0)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self):
+        pending = b""
+        while True:
+            chunk = self.reader.read(65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not _NATIVE_LOG.match(line):
+                    os.write(self.saved, line + b"\n")
+        if pending and not _NATIVE_LOG.match(pending):
+            os.write(self.saved, pending)
+
+    @classmethod
+    def start(cls):
+        if cls._active is None:
+            cls._active = cls()
+
+    @classmethod
+    def stop(cls):
+        f = cls._active
+        if f is None:
+            return
+        cls._active = None
+        sys.stderr.flush()
+        os.dup2(f.saved, 2)         # closes the pipe's write end: the pump sees EOF
+        f.thread.join(timeout=5)
+        os.close(f.saved)
+
+
+def quiet_native_logs():
+    """Keep TensorFlow's native (C++) log lines and Python warnings chatter off
+    the console for the rest of the process (call before importing it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _NativeLogFilter.start()
+    for name in ("tensorflow", "tf2onnx", "absl", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import warnings
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, but a bad flag is one line and exit status 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        fail(f"{e} (see --helpfull)", 2)
+
+
+def _guarded(main, argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])} (flags look like --name=value)", 2)
+    if not FLAGS.verbose:
+        quiet_native_logs()
+    try:
+        code = main(argv)
+    except UsageError as e:
+        _debug_traceback()
+        fail(e, 2)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except (ValueError, OSError) as e:  # library errors, unreadable files, missing datasets
+        _debug_traceback()
+        fail(e, 1)
+    except Exception as e:  # noqa: BLE001 - anything else still gets a one-line reason
+        _debug_traceback()
+        fail(f"{type(e).__name__}: {e}", 1)
+    _NativeLogFilter.stop()
+    return code
+
+
+def _debug_traceback():
+    if os.environ.get("WOOTZ_DEBUG"):
+        traceback.print_exc()
+
+
+def run_tool(main, prog, doc=None):
+    """Run `main(argv)` under absl with one-line errors (a console script's body).
+
+    `doc` (the tool's docstring) is what --help prints when the __main__
+    module is a console-script wrapper without one.
+    """
+    _PROG[0] = prog
+    main_module = sys.modules.get("__main__")
+    if doc and main_module is not None and not getattr(main_module, "__doc__", None):
+        main_module.__doc__ = doc
+    app.run(functools.partial(_guarded, main), flags_parser=_parse_flags)
+
+
+def progress_verbose():
+    """Keras `verbose` for progress: live bars on a terminal, one line per epoch in logs."""
+    return 1 if getattr(sys.stdout, "isatty", lambda: False)() else 2
+
+
+# -- flag values -----------------------------------------------------------
+
+def require(flag):
+    """The value of a required string flag, or a UsageError naming it."""
+    value = FLAGS[flag].value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise UsageError(f"--{flag} is required")
+    return value
+
+
+def check_at_least(flag, minimum):
+    """The flag's value, or a UsageError unless it is >= `minimum`."""
+    value = FLAGS[flag].value
+    if value is None or value < minimum:
+        raise UsageError(f"--{flag} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_positive_float(flag):
+    """The flag's value, or a UsageError unless it is > 0."""
+    value = FLAGS[flag].value
+    if not value > 0:
+        raise UsageError(f"--{flag} must be positive, got {value}")
+    return value
+
+
+def check_file(flag, what="file"):
+    """The path in a required flag, or a UsageError unless the file exists."""
+    path = require(flag)
+    if not os.path.isfile(path):
+        raise UsageError(f"--{flag}: {what} not found: {path}")
+    return path
+
+
+def check_new_dir(flag, marker=None):
+    """A folder flag that is new, or already holds `marker` (a file name)."""
+    path = require(flag)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--{flag}: {path!r} exists and is not a folder")
+    if marker and os.path.isdir(path) and os.listdir(path) and \
+            not os.path.exists(os.path.join(path, marker)):
+        raise UsageError(f"--{flag}: {path!r} holds other files (no {marker}); choose a new "
+                         "folder")
+    return path
+
+
+def parse_rate_list(text, flag):
+    """``"0.3,0.5,0.7"`` -> (0.3, 0.5, 0.7), each in [0, 1).
+
+    Example:
+        >>> parse_rate_list("0.3, 0.5", "rates")
+        (0.3, 0.5)
+    """
+    from wootz_keras.utils.rates import check_rate
+    items = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not items:
+        raise UsageError(f"--{flag} is empty; give rates like 0.3,0.5,0.7")
+    out = []
+    for item in items:
+        try:
+            out.append(check_rate(float(item), f"--{flag}: each rate"))
+        except ValueError as e:
+            raise UsageError(f"--{flag}: {item!r} is not a rate in [0, 1)"
+                             if "could not convert" in str(e) else str(e)) from None
+    return tuple(out)
+
+
+def parse_layer_rates(text, flag="rates"):
+    """``"block1_conv:0.5,block2_conv:0.3"`` -> {layer name: rate}.
+
+    Example:
+        >>> parse_layer_rates("conv1:0.5")
+        {'conv1': 0.5}
+    """
+    from wootz_keras.utils.rates import check_rate
+    out = {}
+    for item in (s.strip() for s in str(text).split(",")):
+        if not item:
+            continue
+        name, sep, value = item.rpartition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--{flag}: {item!r} is not layer:rate")
+        try:
+            r = float(value)
+        except ValueError:
+            raise UsageError(f"--{flag}: rate {value!r} of layer {name!r} is not a number"
+                             ) from None
+        try:
+            out[name.strip()] = check_rate(r, f"--{flag}: rate of layer {name.strip()!r}")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    if not out:
+        raise UsageError(f"--{flag} is empty; give layer:rate pairs like block1_conv:0.5")
+    return out
+
+
+def read_modules_json(value, flag="modules_json"):
+    """Explicit modules: a JSON list of lists of layer names, inline or in a file."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.startswith("["):
+        if not os.path.isfile(text):
+            raise UsageError(f"--{flag}: {value!r} is neither a JSON list nor an existing file")
+        with open(text) as f:
+            text = f.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--{flag}: not valid JSON: {e}") from None
+    if not (isinstance(data, list) and data and all(
+            isinstance(m, list) and all(isinstance(n, str) for n in m) for m in data)):
+        raise UsageError(f"--{flag}: expected a non-empty JSON list of lists of layer names, "
+                         f"e.g. [[\"conv1\", \"bn1\"], [\"conv2\"]]")
+    return data
+
+
+def parse_objective(text, flag="objective"):
+    """The objective of a flag, or a UsageError naming it."""
+    from wootz_keras.search.objectives import parse_objective as parse
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise UsageError(f"--{flag}: {e}") from None
+
+
+# -- printing --------------------------------------------------------------
+
+def table(headers, rows, align=None):
+    """Rows as a plain-text table; `align` is a string of 'l'/'r' per column."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align = align or "l" + "r" * (len(headers) - 1)
+
+    def fmt(row):
+        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
+                         for c, w, a in zip(row, widths, align)).rstrip()
+
+    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]
+    lines += [fmt(r) for r in cells[1:]]
+    return "\n".join(lines)
