@@ -1,6 +1,6 @@
 """wootz_keras: composability-based structured CNN pruning for Keras 3."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 TOOLS = {
     "wootz-prune": "prune",
@@ -13,25 +13,14 @@ TOOLS = {
 
 setup(
     name="wootz_keras",
-    version="0.1.0",
+    version="0.2.0",
     description="Fast structured CNN pruning for Keras 3 through composability (Wootz, PLDI 2019)",
     long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "wootz_keras",
-        "wootz_keras.graph",
-        "wootz_keras.pruning",
-        "wootz_keras.planner",
-        "wootz_keras.compose",
-        "wootz_keras.search",
-        "wootz_keras.export",
-        "wootz_keras.data",
-        "wootz_keras.zoo",
-        "wootz_keras.utils",
-        "wootz_keras.tools",
-    ],
-    package_dir={"wootz_keras.tools": "tools"},
+    # wootz_keras/tools is a link to the top-level tools/ folder, so the command
+    # tools are one package for regular and editable installs alike.
+    packages=find_packages(include=["wootz_keras", "wootz_keras.*"]),
     install_requires=[
         "tensorflow==2.21.0",
         "keras>=3.10",
@@ -46,6 +35,7 @@ setup(
         "scikit-learn",
         "mlxtend",
         "matplotlib",
+        "psycopg[binary]>=3.1",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={

@@ -1,103 +1,67 @@
-"""Export a saved Keras model to SavedModel / TFLite / ONNX, verified in each runtime.
+"""wootz-export: a saved Keras model to SavedModel / TFLite / ONNX, verified in each runtime.
 
-Verification (and int8 calibration) images are real Fashion-MNIST images,
-resized and channel-tiled to the model's input (pixel values in [0, 1]).
-Writes <out_dir>/{savedmodel/, model.tflite, model.onnx, manifest.json}.
+Parity is checked on real images (--data, sized to the model's input; the
+int8 calibration takes training images), and batch-1 latency is measured in
+each runtime. Writes <out_dir>/{savedmodel/, model.tflite, model.onnx,
+manifest.json}; a format that fails to convert or verify leaves no file.
 
-Example:
-    python tools/export.py --model plain_cnn.keras --formats tflite,onnx --quantize int8
-
-Exits non-zero with a one-line reason on stderr on bad input or a failed format.
+    wootz-export --model=plain_cnn.keras --formats=tflite,onnx --quantize=int8
 """
 
-import logging
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if __name__ == "__main__":  # run as a script from a checkout: make wootz_keras importable
-    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import app, flags  # noqa: E402
+from wootz_keras import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Path to a Keras model file (.keras).")
-flags.DEFINE_string("formats", "savedmodel,tflite,onnx",
-                    "Comma-separated formats: savedmodel, tflite, onnx.")
+flags.DEFINE_string("model", None, "The Keras model to export (.keras or .h5).")
+flags.DEFINE_string("formats", "savedmodel,tflite,onnx", "Comma-separated: savedmodel, tflite, "
+                    "onnx.")
 flags.DEFINE_string("quantize", "none", "TFLite quantization: none, float16 or int8.")
 flags.DEFINE_string("out_dir", None, "Output folder (default: exported/<model name>/).")
-flags.DEFINE_integer("num_verify_images", 300,
-                     "Real Fashion-MNIST test images used to check parity.")
-flags.DEFINE_integer("num_representative_images", 300,
-                     "Real Fashion-MNIST train images used to calibrate int8.")
+cli.define_data_flags()
+flags.DEFINE_integer("num_verify_images", 300, "Real test images that check parity.")
+flags.DEFINE_integer("num_representative_images", 300, "Real training images that calibrate "
+                     "int8.")
 flags.DEFINE_integer("latency_runs", 50, "Timed batch-1 runs per format.")
 
 
-def _fail(message):
-    sys.exit(f"wootz-export: error: {' '.join(str(message).split())}")
-
-
 def main(argv):
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.model:
-        _fail("--model is required (path to a .keras file)")
-    if not os.path.isfile(FLAGS.model):
-        _fail(f"--model: file not found: {FLAGS.model}")
-    if FLAGS.num_verify_images < 1 or FLAGS.num_representative_images < 1:
-        _fail("--num_verify_images and --num_representative_images must be >= 1")
-
-    from wootz_keras.export import ExportError, export, real_images_for
-    from wootz_keras.export.api import normalize_formats, normalize_quantize
-
-    # Check the cheap flags before loading anything.
+    cli.check_model_flag(allow_zoo=False)
+    spec, image_size = cli.check_data_flags()
+    cli.check_at_least("num_verify_images", 1)
+    cli.check_at_least("num_representative_images", 1)
+    cli.check_at_least("latency_runs", 1)
+    from wootz_keras.export.api import export, normalize_formats, normalize_quantize
     try:
         formats = normalize_formats(FLAGS.formats)
         quantize = normalize_quantize(FLAGS.quantize, formats)
     except ValueError as e:
-        _fail(e)
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)
-
-    import keras
-    try:
-        import wootz_keras.pruning  # noqa: F401  registers the pruning wrappers, if any
-    except ImportError:
-        pass
-    try:
-        model = keras.models.load_model(FLAGS.model, compile=False)
-    except Exception as e:  # noqa: BLE001 - any loader failure is bad input
-        _fail(f"--model: cannot load {FLAGS.model}: {type(e).__name__}: {e}")
+        raise cli.UsageError(f"--formats/--quantize: {e}") from None
+    from wootz_keras.data import load_data_for
+    model, _ = cli.load_model_flag(allow_zoo=False)
+    data = load_data_for(model, spec, image_size=image_size, seed=0,
+                         train_limit=FLAGS.num_representative_images,
+                         test_limit=FLAGS.num_verify_images)
     out_dir = FLAGS.out_dir or os.path.join("exported", model.name)
-
-    try:
-        verify = real_images_for(model, FLAGS.num_verify_images, split="test", seed=0)
-        representative = None
-        if quantize == "int8":
-            try:
-                representative = real_images_for(model, FLAGS.num_representative_images,
-                                                 split="train", seed=0)
-            except FileNotFoundError as e:
-                _fail(f"int8 needs representative_data: {e}")
-        manifest = export(model, out_dir, formats=formats, quantize=quantize,
-                          representative_data=representative, verify_data=verify,
-                          latency_runs=FLAGS.latency_runs)
-    except (ExportError, ValueError, FileNotFoundError) as e:
-        _fail(e)
-    except Exception as e:  # noqa: BLE001 - anything else still gets a one-line reason
-        logging.debug("export failed", exc_info=True)
-        _fail(f"{type(e).__name__}: {e}")
-
+    manifest = export(model, out_dir, formats=formats, quantize=quantize,
+                      representative_data=data.train.images() if quantize == "int8" else None,
+                      verify_data=data.test.images(), latency_runs=FLAGS.latency_runs)
+    rows = []
     for name, entry in manifest["formats"].items():
-        parity = (f"top1_agreement={entry['top1_agreement']:.4f}" if "top1_agreement" in entry
-                  else f"max_abs_diff={entry['max_abs_diff']:.2e}")
-        print(f"{name:<10} {entry['path']:<14} {entry['bytes']:>10} B  {parity}  "
-              f"latency={entry['latency_ms']:.3f} ms  [{entry['runtime']}]")
+        parity = (f"top-1 agreement {entry['top1_agreement']:.4f}" if "top1_agreement" in entry
+                  else f"max |diff| {entry['max_abs_diff']:.2e}")
+        rows.append([name, entry["path"], f"{entry['bytes']:,}", parity,
+                     f"{entry['latency_ms']:.3f} ms", entry["runtime"]])
+    print(cli.table(["format", "file", "bytes", "parity", "latency (batch 1)", "runtime"], rows,
+                    align="llrrrl"))
     print(f"manifest: {os.path.join(out_dir, 'manifest.json')}")
 
 
 def run():
     """Console-script entry point (wootz-export)."""
-    app.run(main)
+    cli.run_tool(main, "wootz-export", __doc__)
 
 
 if __name__ == "__main__":

@@ -302,6 +302,76 @@ def parse_objective(text, flag="objective"):
         raise UsageError(f"--{flag}: {e}") from None
 
 
+# -- data and models ---------------------------------------------------------
+
+DATA_HELP = ("fashion_mnist (built in), a folder of class sub-folders of images, an .npz file "
+             "with x_train, y_train (and optionally x_test, y_test), or a folder written by "
+             "tf.data.Dataset.save of (x, y) elements. Images are fed as Keras loads them "
+             "(folders give float 0-255, fashion_mnist 0-1): preprocessing belongs in the "
+             "model, e.g. a keras.layers.Rescaling(1/255) first layer. Without a test split, "
+             "--test_fraction of the data (seeded) becomes one.")
+
+
+def define_data_flags():
+    """--data, --image_size, --test_fraction, --loss, --metric (tools that train)."""
+    flags.DEFINE_string("data", "fashion_mnist", DATA_HELP)
+    flags.DEFINE_string("image_size", None, "Resize images to HxW (e.g. 32x32); default: the "
+                        "model's input size.")
+    flags.DEFINE_float("test_fraction", 0.2, "Share of the data taken as the test split when "
+                       "it has none (seeded).")
+    flags.DEFINE_string("loss", None, "Loss for fine-tuning when the model is not compiled "
+                        "with one (any Keras loss name); default sparse or categorical "
+                        "cross-entropy.")
+    flags.DEFINE_string("metric", None, "Metric the objective's 'accuracy' means when the model "
+                        "is not compiled with one (any Keras metric name, higher is better, "
+                        "e.g. accuracy, top_k_categorical_accuracy); default accuracy.")
+
+
+def check_data_flags():
+    """Cheap checks of the data flags (no TensorFlow): (spec, image size or None)."""
+    spec = require("data")
+    if spec != "fashion_mnist" and not os.path.exists(spec):
+        raise UsageError(f"--data: {spec!r} is neither fashion_mnist nor an existing file or "
+                         "folder")
+    size = None
+    if FLAGS.image_size:
+        try:
+            h, w = (int(v) for v in FLAGS.image_size.lower().replace(",", "x").split("x"))
+            if h < 1 or w < 1:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--image_size: {FLAGS.image_size!r} is not HxW, e.g. 32x32") from None
+        size = (h, w)
+    if not 0.0 < FLAGS.test_fraction < 1.0:
+        raise UsageError(f"--test_fraction must be in (0, 1), got {FLAGS.test_fraction}")
+    return spec, size
+
+
+def check_model_flag(flag="model", allow_zoo=True):
+    """UsageError unless the flag names a zoo CNN or an existing .keras / .h5 file."""
+    from wootz_keras.zoo.models import NAMES, is_spec
+    text = require(flag)
+    if allow_zoo and is_spec(text):
+        return text
+    if not os.path.isfile(text):
+        zoo = f"a zoo model ({', '.join(NAMES)}) or " if allow_zoo else ""
+        raise UsageError(f"--{flag}: {text!r} is not {zoo}an existing .keras or .h5 file")
+    return text
+
+
+def load_model_flag(flag="model", allow_zoo=True, **zoo_defaults):
+    """(model, from_zoo) for a model flag (see `check_model_flag`)."""
+    from wootz_keras import zoo
+    from wootz_keras.data import load_model
+    text = check_model_flag(flag, allow_zoo)
+    if allow_zoo and zoo.is_spec(text):
+        try:
+            return zoo.from_spec(text, **zoo_defaults), True
+        except ValueError as e:
+            raise UsageError(f"--{flag}: {e}") from None
+    return load_model(text, what=f"--{flag}"), False
+
+
 # -- printing --------------------------------------------------------------
 
 def table(headers, rows, align=None):

@@ -149,6 +149,11 @@ def _is_tf_dataset(data):
     return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
 
 
+def _is_split(data):
+    """A `wootz_keras.data.Split` (duck-typed: this module sits below data/)."""
+    return hasattr(data, "batches") and hasattr(data, "numpy") and hasattr(data, "count")
+
+
 def _arrays(data, what):
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = (np.asarray(a) for a in data)
@@ -161,7 +166,7 @@ def _arrays(data, what):
 
 
 def materialize(data, what="data", limit=None):
-    """(x, y) arrays from arrays, a batched tf.data.Dataset or a PyDataset.
+    """(x, y) arrays from arrays, a `data.Split`, a batched tf.data.Dataset or a PyDataset.
 
     Used for validation and test splits (held in memory for fast repeated
     evaluation); training data is streamed by `batches`.
@@ -175,6 +180,8 @@ def materialize(data, what="data", limit=None):
     if arrays is not None:
         x, y = arrays
         return (x[:limit], y[:limit]) if limit else (x, y)
+    if _is_split(data):
+        return data.numpy(limit)
     xs, ys, n = [], [], 0
     if _is_tf_dataset(data):
         source = data.as_numpy_iterator()
@@ -212,7 +219,11 @@ def batches(data, batch_size, seed=0, what="training data"):
     """
     arrays = _arrays(data, what)
     rng = np.random.default_rng(seed)
-    if arrays is not None:
+    if _is_split(data):
+        for batch in data.batches(batch_size, shuffle=True, repeat=True,
+                                  seed=seed).as_numpy_iterator():
+            yield batch[0], batch[1]
+    elif arrays is not None:
         x, y = arrays
         while True:
             order = rng.permutation(len(x))
@@ -290,10 +301,20 @@ class Evaluator:
         return len(self.y)
 
     def _predictor(self, model):
+        """A compiled forward pass of `model`, kept while the same model is evaluated
+        (one trace per candidate, not one per evaluation)."""
+        cached = getattr(self, "_cached", None)
+        if cached is not None and cached[0]() is model:
+            return cached[1]
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
-            return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: model(x, training=False)
+            fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        else:
+            def fn(x):
+                return model(x, training=False)
+        import weakref
+        self._cached = (weakref.ref(model), fn)
+        return fn
 
     def _feed(self, predict, metric, start, stop):
         for i in range(start, stop, self.batch_size):

@@ -95,7 +95,7 @@ def predict_pretrain_seconds(assembler, plan, steps, default_rows):
 
 def explore_auto(assembler, candidates, train, val, objective, full_accuracy, journal, protocol,
                  settings, blocks=None, pretrain_steps=300, progress=True, loss=None, test=None,
-                 seed=0, keep_dir=None, margin=None, learning_rate=1e-3, plan=None):
+                 seed=0, keep_dir=None, margin=None, learning_rate=1e-3, plan=None, worker=None):
     """Explore in "auto" mode (see the module docstring); returns an AutoResult.
 
     blocks: PretrainedBlocks, a zero-argument callable returning them (called
@@ -121,7 +121,7 @@ def explore_auto(assembler, candidates, train, val, objective, full_accuracy, jo
     for k in range(1, len(ordered) + 1):
         default = explore_candidates(candidates, default_trainer, objective, full_accuracy,
                                      journal, "default", progress=progress, settings=settings,
-                                     max_positions=k)
+                                     max_positions=k, worker=worker)
         decision["default_positions"] = k
         if default.winner is not None and default.winner.get("met"):
             decision["reason"] = (f"default candidate at position {k - 1} met the target: "
@@ -166,7 +166,8 @@ def explore_auto(assembler, candidates, train, val, objective, full_accuracy, jo
         composed_trainer = CandidateTrainer(assembler, train, val, protocol, target, trained,
                                             mode="composed", **trainer_args)
         composed = explore_candidates(candidates, composed_trainer, objective, full_accuracy,
-                                      journal, "composed", progress=progress, settings=settings)
+                                      journal, "composed", progress=progress, settings=settings,
+                                      worker=worker)
     return _combine(default, composed, pretrain_seconds, decision, objective, full_accuracy,
                     len(ordered))
 

@@ -30,7 +30,8 @@ from wootz_keras.planner.config_space import ConfigSpace
 from wootz_keras.planner.modules import find_modules
 from wootz_keras.planner.tuning_blocks import Plan, composable_plan, plan_tuning_blocks
 from wootz_keras.search.objectives import parse_objective
-from wootz_keras.search.report import summary, write_report
+from wootz_keras.search.figures import summary
+from wootz_keras.search.report import write_report
 from wootz_keras.training import Evaluator, fine_tune
 from wootz_keras.utils.io import atomic_path, read_json, write_json
 from wootz_keras.workflow.runner import explore, init_accuracies
@@ -52,35 +53,44 @@ class RunLog:
 class RunData:
     """The three splits of a run: `train` (fine-tuning, pre-training, the
     teacher), `val` (carved from the training images: every decision) and
-    `test` (never seen by a decision: winners, medians, init accuracy)."""
+    `test` (never seen by a decision: winners, medians, init accuracy),
+    each a `wootz_keras.data.Split`, plus what the images are."""
     train: object
     val: object
     test: object
     source: str
+    image_shape: tuple
+    num_classes: int
+    label_format: str = "sparse"
 
 
-def fashion_mnist_data(settings):
-    """Real Fashion-MNIST split as the settings say (validation carved, seeded,
-    from the 60,000 training images; test from the 10,000 test images).
+def prepare_data(settings, spec="fashion_mnist", model=None, image_size=None):
+    """The splits of a run from a data spec (see `wootz_keras.data.load_data`):
+    the validation split (`settings.val_size`, seeded) is carved from the
+    training part; `settings.train_size` / `test_size` limit the rest.
+    With `model`, the images are sized to its input and checked against it.
 
     Example:
         >>> from wootz_keras.workflow.presets import SCALES
-        >>> d = fashion_mnist_data(SCALES["tiny"])
-        >>> len(d.val[1]), len(d.test[1])
-        (400, 500)
+        >>> d = prepare_data(SCALES["tiny"])
+        >>> d.val.count, d.test.count, d.image_shape
+        (400, 500, (28, 28, 1))
     """
-    from wootz_keras.data import load_fashion_mnist
-    x, y = load_fashion_mnist("train")
-    order = np.random.default_rng(settings.seed).permutation(len(x))
-    val_idx = np.sort(order[:settings.val_size])
-    rest = order[settings.val_size:]
-    if settings.train_size is not None:
-        rest = rest[:settings.train_size]
-    train_idx = np.sort(rest)
-    test = load_fashion_mnist("test", limit=settings.test_size, seed=settings.seed)
-    return RunData((x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test,
-                   f"Fashion-MNIST ({len(train_idx):,} training, {len(val_idx):,} validation, "
-                   f"{len(test[1]):,} test images)")
+    from wootz_keras.data import load_data, load_data_for, split_off, subset
+    kwargs = dict(seed=settings.seed, test_limit=settings.test_size)
+    if model is not None:
+        dataset = load_data_for(model, spec, image_size=image_size, **kwargs)
+    else:
+        dataset = load_data(spec, image_size=image_size, **kwargs)
+    if dataset.train.count is not None and dataset.train.count <= settings.val_size:
+        raise ValueError(f"--data {spec}: {dataset.train.count} training examples cannot give a "
+                         f"validation split of {settings.val_size} and leave any to train on")
+    rest, val = split_off(dataset.train, settings.val_size, seed=settings.seed)
+    train = subset(rest, settings.train_size, seed=settings.seed) if settings.train_size else rest
+    source = (f"{dataset.source}: {train.count:,} training, {val.count:,} validation (carved "
+              f"from training), {dataset.test.count:,} test examples")
+    return RunData(train, val, dataset.test, source, tuple(dataset.image_shape),
+                   int(dataset.num_classes), dataset.label_format)
 
 
 def train_teacher(settings, data, path, log=print):
@@ -95,19 +105,21 @@ def train_teacher(settings, data, path, log=print):
         log(f"teacher: loading {path}")
         curve = read_json(curve_path, "teacher curve") if os.path.exists(curve_path) else []
         return keras.models.load_model(path), curve
-    x, y = data.train
+    n = data.train.count
     log(f"teacher: training ResNet-{settings.depth} (width {settings.width}) for "
-        f"{settings.teacher_epochs} epochs on {len(y):,} images")
+        f"{settings.teacher_epochs} epochs on {n:,} images")
     keras.utils.set_random_seed(settings.seed)
-    teacher = zoo.resnet_cifar(settings.depth, input_shape=x.shape[1:], width=settings.width,
-                               num_classes=int(np.max(y)) + 1)
-    steps = int(np.ceil(len(y) / settings.batch_size))
+    teacher = zoo.resnet_cifar(settings.depth, input_shape=data.image_shape, width=settings.width,
+                               num_classes=data.num_classes)
+    steps = int(np.ceil(n / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.teacher_learning_rate,
                                                       steps * settings.teacher_epochs)
-    teacher.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
-                    metrics=["accuracy"])
-    history = teacher.fit(x, y, batch_size=settings.batch_size, epochs=settings.teacher_epochs,
-                          validation_data=data.val, verbose=2)
+    loss = ("sparse_categorical_crossentropy" if data.label_format == "sparse"
+            else "categorical_crossentropy")
+    teacher.compile(keras.optimizers.Adam(schedule), loss, metrics=["accuracy"])
+    history = teacher.fit(data.train.batches(settings.batch_size, shuffle=True, seed=settings.seed),
+                          epochs=settings.teacher_epochs, validation_data=data.val.numpy(),
+                          verbose=2)
     curve = [{"epoch": i + 1, "train_accuracy": round(float(a), 4),
               "val_accuracy": round(float(v), 4)}
              for i, (a, v) in enumerate(zip(history.history["accuracy"],
@@ -129,15 +141,16 @@ def sample_configs(modules, settings, path):
     return configs
 
 
-def plan_blocks(configs, modules, path, log=print):
-    """The tuning blocks of `configs` (Sequitur + the paper's selection), cached."""
+def plan_blocks(configs, modules, path, log=print, fill=True):
+    """The tuning blocks of `configs` (Sequitur + the paper's selection, and
+    single-module blocks for the slots left uncovered when `fill`), cached."""
     if os.path.exists(path):
         plan = Plan.from_json(path)
         if [list(c) for c in plan.configs] != [list(c.rates) for c in configs]:
             raise ValueError(f"{path!r} was planned for other configurations; remove it")
         return plan
-    plan, dropped = composable_plan(plan_tuning_blocks(configs, module_names=modules.names),
-                                    modules)
+    plan, dropped = composable_plan(plan_tuning_blocks(configs, module_names=modules.names,
+                                                       fill=fill), modules)
     if dropped:
         log(f"plan: {dropped} blocks dropped (they touch modules whose output shape changes)")
     plan.to_json(path)
@@ -173,13 +186,12 @@ def spread(n, k):
     return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))
 
 
-def measure_init(assembler, configs, blocks, data, settings, path, log=print):
+def measure_init(assembler, configs, blocks, data, settings, path, log=print, metric=None):
     """Accuracy right after assembly of every config, both modes, on the
     first `settings.init_size` test images (cached in `path`)."""
     if os.path.exists(path):
         return read_json(path, "init accuracies file")
-    ev = Evaluator((data.test[0][:settings.init_size], data.test[1][:settings.init_size]),
-                   what="test data")
+    ev = Evaluator(data.test.numpy(settings.init_size), metric, what="test data")
     log(f"init accuracy right after assembly: {len(configs)} configs, both modes")
     out = {"over": f"all {len(configs)} configs, {len(ev):,} test images, right after assembly",
            "default": init_accuracies(assembler, configs, ev, None),
@@ -188,7 +200,8 @@ def measure_init(assembler, configs, blocks, data, settings, path, log=print):
     return out
 
 
-def measure_medians(assembler, configs, blocks, data, settings, path, log=print):
+def measure_medians(assembler, configs, blocks, data, settings, path, log=print, loss=None,
+                    metric=None):
     """Final accuracy (test split) of `settings.medians_sample` configs spread
     over size, fine-tuned in both modes under the protocol without a target
     (to a plateau or the budget), cached in `path`."""
@@ -196,7 +209,7 @@ def measure_medians(assembler, configs, blocks, data, settings, path, log=print)
         return read_json(path, "medians file")
     order = sorted(range(len(configs)), key=lambda i: configs[i].params)
     picked = [order[i] for i in spread(len(order), settings.medians_sample)]
-    val, test = Evaluator(data.val), Evaluator(data.test, what="test data")
+    val, test = Evaluator(data.val, metric), Evaluator(data.test, metric, what="test data")
     out = {"indices": [int(i) for i in picked],
            "over": (f"{len(picked)} configs spread over size, fine-tuned without a target "
                     f"(plateau or {settings.protocol.max_steps} steps), {len(test):,} test images"),
@@ -205,14 +218,15 @@ def measure_medians(assembler, configs, blocks, data, settings, path, log=print)
         log(f"medians: fine-tuning {len(picked)} configs ({mode}) without a target")
         for i in picked:
             net = assembler.assemble(configs[i], b)
-            fine_tune(net, data.train, val, settings.protocol, None, seed=settings.seed + int(i))
+            fine_tune(net, data.train, val, settings.protocol, None, loss=loss,
+                      seed=settings.seed + int(i))
             out[mode].append(test.evaluate(net))
     write_json(path, out)
     return out
 
 
 def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir, full_accuracy,
-                log=print, composed=False):
+                log=print, composed=False, loss=None, metric=None):
     """The explorations of a run, all in one journal: `settings.mode` first,
     then default pruning side by side (`settings.compare_default`), and the
     composed mode on its own when `composed` (the benchmark's figures).
@@ -221,59 +235,65 @@ def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
     default exploration's first rows, composed rows likewise.
     """
     journal = os.path.join(out_dir, "journal.sqlite")
-    keep = os.path.join(out_dir, "candidates")
+    val = Evaluator(data.val, metric)
+    test = Evaluator(data.test, val.metric, what="test data")
     common = dict(objective=settings.objective, journal=journal, protocol=settings.protocol,
-                  full_accuracy=full_accuracy, test=data.test, modules=assembler.modules,
-                  seed=settings.seed, keep_dir=keep)
+                  full_accuracy=full_accuracy, test=test, modules=assembler.modules,
+                  seed=settings.seed, keep_dir=os.path.join(out_dir, "candidates"), loss=loss)
     results = {}
     main = settings.mode
     log(f"exploring ({main} mode) for {parse_objective(settings.objective).describe()}")
     if main == "auto":
-        results["auto"] = explore(teacher, configs, data.train, data.val, mode="auto",
+        results["auto"] = explore(teacher, configs, data.train, val, mode="auto",
                                   blocks=blocks_fn, pretrain_steps=settings.pretrain_steps,
                                   **common)
         log(f"auto: {results['auto'].decision['reason']}")
     elif main == "composed":
-        results["composed"] = explore(teacher, configs, data.train, data.val, mode="composed",
+        results["composed"] = explore(teacher, configs, data.train, val, mode="composed",
                                       blocks=blocks_fn(), **common)
     if settings.compare_default or main == "default":
         log("exploring with default pruning (side by side)")
-        results["default"] = explore(teacher, configs, data.train, data.val, mode="default",
+        results["default"] = explore(teacher, configs, data.train, val, mode="default",
                                      **common)
     if composed and "composed" not in results:
         log("exploring with composability (pre-trained blocks)")
-        results["composed"] = explore(teacher, configs, data.train, data.val, mode="composed",
+        results["composed"] = explore(teacher, configs, data.train, val, mode="composed",
                                       blocks=blocks_fn(), **common)
     return results
 
 
 def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel", "tflite",
                                                                      "onnx"),
-                 teacher=None, data=None, composed=False, log=None):
+                 teacher=None, data=None, loss=None, metric=None, composed=False, log=None):
     """Run the whole pipeline; returns the run's figures (as in figures.json).
 
-    teacher: a trained Keras model (None: train the preset's ResNet); data:
-    a RunData (None: Fashion-MNIST as the settings say); composed: also run
+    teacher: the user's trained Keras model (None: train the preset's
+    ResNet on `data`); data: a `RunData` (None: Fashion-MNIST, see
+    `prepare_data`); loss / metric: how candidates are fine-tuned and
+    judged (None: the teacher's compiled ones, else cross-entropy and
+    accuracy, see `wootz_keras.data.training_spec`); composed: also explore
     the composed mode on its own (the benchmark does). See the module
     docstring for the stages and the files they leave.
     """
+    from wootz_keras.data import training_spec
     log = log or RunLog()
     os.makedirs(out_dir, exist_ok=True)
     write_json(os.path.join(out_dir, "settings.json"), settings.to_dict())
-    data = data or fashion_mnist_data(settings)
+    data = data or prepare_data(settings, model=teacher)
     log(f"data: {data.source}")
     curve = []
     if teacher is None:
         teacher, curve = train_teacher(settings, data, os.path.join(out_dir, "teacher.keras"),
                                        log)
-    val = Evaluator(data.val)
-    full_accuracy = val.evaluate(teacher)
+    spec = training_spec(teacher, loss, metric, label_format=data.label_format)
+    loss, metric = spec.loss, spec.metric
+    full_accuracy = Evaluator(data.val, metric).evaluate(teacher)
     modules = find_modules(teacher)
     assembler = Assembler(teacher, modules)
-    log(f"teacher: {teacher.count_params():,} params, validation accuracy {full_accuracy:.4f}, "
-        f"{len(modules)} modules")
+    log(f"teacher: {teacher.count_params():,} params, validation {spec.metric_name} "
+        f"{full_accuracy:.4f}, {len(modules)} modules")
     configs = sample_configs(modules, settings, os.path.join(out_dir, "configs.json"))
-    plan = plan_blocks(configs, modules, os.path.join(out_dir, "plan.json"), log)
+    plan = plan_blocks(configs, modules, os.path.join(out_dir, "plan.json"), log, settings.fill)
     cov = plan.coverage
     log(f"plan: {len(configs)} configs, {len(plan.blocks)} tuning blocks covering "
         f"{cov.fraction:.1%} of module slots, {cov.blocks_per_config:.2f} per config")
@@ -286,27 +306,28 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
         return cache["blocks"]
 
     results = explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
-                          full_accuracy, log, composed=composed)
-    pretrained = "blocks" in cache or os.path.exists(os.path.join(blocks_dir, "blocks.json"))
+                          full_accuracy, log, composed=composed, loss=loss, metric=metric)
     init = medians = None
-    if pretrained:
-        blocks = blocks_fn()
+    if "blocks" in cache:
+        blocks = cache["blocks"]
         init = measure_init(assembler, configs, blocks, data, settings,
-                            os.path.join(out_dir, "init.json"), log)
+                            os.path.join(out_dir, "init.json"), log, metric=metric)
         if settings.compare_default and settings.medians_sample:
             medians = measure_medians(assembler, configs, blocks, data, settings,
-                                      os.path.join(out_dir, "medians.json"), log)
+                                      os.path.join(out_dir, "medians.json"), log, loss=loss,
+                                      metric=metric)
     pretrain_seconds = cache["blocks"].seconds if "blocks" in cache else 0.0
     figures = summary(full_accuracy, teacher.count_params(), results,
                       pretrain_seconds=pretrain_seconds, init=init, medians=medians,
                       teacher_curve=curve)
+    figures["metric"] = spec.metric_name
     write_report(out_dir, full_accuracy, teacher.count_params(), results,
                  settings=settings.to_dict(), figures=figures)
-    write_json(os.path.join(out_dir, "figures.json"), figures)
     winner = _main_winner(results, settings)
     if export_dir and winner is not None and winner.get("extra", {}).get("model"):
         figures["export"] = export_winner(winner, export_dir, data, export_formats, log)
-        write_json(os.path.join(out_dir, "figures.json"), figures)
+    figures["run_dir"] = out_dir
+    write_json(os.path.join(out_dir, "figures.json"), figures)
     return figures
 
 
@@ -323,5 +344,5 @@ def export_winner(winner, export_dir, data, formats, log=print):
     net = keras.models.load_model(winner["extra"]["model"])
     log(f"exporting the winner #{winner['index']} (test accuracy "
         f"{winner['extra'].get('test_accuracy', float('nan')):.4f}) to {export_dir}")
-    manifest = export(net, export_dir, formats=formats, verify_data=data.test[0][:200])
+    manifest = export(net, export_dir, formats=formats, verify_data=data.test.images(200))
     return {"dir": export_dir, "formats": sorted(manifest.get("formats", {}))}

@@ -21,7 +21,9 @@ class Settings:
     accuracy right after assembly. Teacher (when the run trains one): a
     CIFAR-style ResNet of `depth` / `width`, `teacher_epochs` with a cosine
     schedule. Candidates: `num_configs` configurations over `rates`, spread
-    over model size. `pretrain_steps` of multiplexed block pre-training;
+    over model size; `fill`: single-module blocks for module slots no
+    Sequitur block covers (ours, see `plan_tuning_blocks`). `pretrain_steps`
+    of multiplexed block pre-training;
     `protocol` fine-tunes every candidate; `objective` picks the winner;
     `mode` of the main exploration ("auto", "composed" or "default");
     `compare_default` also runs default pruning side by side;
@@ -38,6 +40,7 @@ class Settings:
     rates: tuple = (0.3, 0.5, 0.7)
     num_configs: int = 32
     uniform_size: bool = True
+    fill: bool = True
     seed: int = 0
     pretrain_steps: int = 300
     pretrain_learning_rate: float = 1e-3

@@ -14,7 +14,7 @@ import time
 
 from wootz_keras.compose.assemble import Assembler
 from wootz_keras.planner.config_space import estimate_size
-from wootz_keras.search.exploration import explore_candidates, wait_for_others
+from wootz_keras.search.exploration import explore_candidates
 from wootz_keras.search.objectives import Candidate, parse_objective
 from wootz_keras.training import Evaluator, Protocol, check_validation_size, fine_tune
 from wootz_keras.utils.io import atomic_path
@@ -111,7 +111,7 @@ def protocol_settings(protocol, seed, val, metric_name):
 def explore(teacher, configs, train, val, objective="smallest_params:alpha=0.01", blocks=None,
             mode=None, journal="explore.sqlite", protocol=None, full_accuracy=None, test=None,
             loss=None, metric=None, modules=None, progress=True, seed=0, keep_dir=None,
-            pretrain_steps=300, worker_index=None, num_workers=None, wait=True):
+            pretrain_steps=300, plan=None, worker=None):
     """Explore `configs` under `objective`: the first candidate, in the
     objective's order, that meets it wins.
 
@@ -124,7 +124,11 @@ def explore(teacher, configs, train, val, objective="smallest_params:alpha=0.01"
     be a zero-argument callable returning PretrainedBlocks, or None to plan
     and pre-train `pretrain_steps` steps itself). protocol: a
     `training.Protocol`, the same for every mode. Every finished candidate is
-    written to `journal`, so a killed run resumes where it stopped.
+    written to `journal` (an SQLite path or a postgresql:// URL), so a killed
+    run resumes where it stopped and workers on several machines share the
+    work (each claims the next unfinished candidate; `worker` labels this
+    one in the journal). plan: auto mode's tuning blocks (None: planned from
+    `configs`).
 
     Example:
         >>> from wootz_keras import zoo, data
@@ -153,23 +157,20 @@ def explore(teacher, configs, train, val, objective="smallest_params:alpha=0.01"
     target = objective.target(full_accuracy)
     if target is not None:
         check_validation_size(len(val), target)
-    if worker_index is None or num_workers is None:
-        worker_index, num_workers = worker_from_tf_config()
+    if worker is None and os.environ.get("TF_CONFIG"):
+        worker = str(worker_from_tf_config()[0])
     settings = protocol_settings(protocol, seed, val, getattr(val.metric, "name", "metric"))
     common = dict(loss=loss, test=test, seed=seed, keep_dir=keep_dir)
     if mode == "auto":
         from wootz_keras.workflow.auto import explore_auto
         return explore_auto(assembler, candidates, train, val, objective, full_accuracy,
-                            journal, protocol, settings, blocks=blocks,
-                            pretrain_steps=pretrain_steps, progress=progress, **common)
+                            journal, protocol, settings, blocks=blocks, plan=plan,
+                            pretrain_steps=pretrain_steps, progress=progress, worker=worker,
+                            **common)
     trainer = CandidateTrainer(assembler, train, val, protocol, target,
                                blocks if mode == "composed" else None, mode=mode, **common)
-    result = explore_candidates(candidates, trainer, objective, full_accuracy, journal, mode,
-                                worker_index=worker_index, num_workers=num_workers,
-                                progress=progress, settings=settings)
-    if wait and not result.complete and num_workers > 1:
-        result = wait_for_others(candidates, objective, full_accuracy, journal, mode)
-    return result
+    return explore_candidates(candidates, trainer, objective, full_accuracy, journal, mode,
+                              worker=worker, progress=progress, settings=settings)
 
 
 def init_accuracies(assembler, configs, data, blocks=None, metric=None, progress=True):

@@ -121,3 +121,58 @@ def tiny_mobilenet(input_shape=(28, 28, 1), num_classes=10, width=16, name="tiny
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+NAMES = ("plain_cnn", "resnet_cifar", "tiny_inception", "tiny_mobilenet")
+
+
+def parse_spec(text):
+    """``"resnet_cifar:depth=8,width=8"`` -> ("resnet_cifar", {"depth": 8, "width": 8}).
+
+    Example:
+        >>> parse_spec("resnet_cifar:depth=8")
+        ('resnet_cifar', {'depth': 8})
+    """
+    import ast
+    name, _, rest = str(text).partition(":")
+    kwargs = {}
+    for item in (s.strip() for s in rest.split(",")):
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"zoo model {text!r}: {item!r} is not key=value")
+        try:
+            kwargs[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            kwargs[key.strip()] = value.strip()
+    return name.strip(), kwargs
+
+
+def is_spec(text):
+    """Whether `text` names a zoo model (with or without options)."""
+    return bool(text) and parse_spec(text)[0] in NAMES
+
+
+def from_spec(text, **defaults):
+    """A fresh (untrained) zoo CNN from ``name[:key=value,...]``; `defaults`
+    (e.g. input_shape) apply unless the spec sets them.
+
+    Example:
+        >>> from_spec("resnet_cifar:depth=8,width=8").name
+        'resnet8'
+    """
+    import inspect
+    name, kwargs = parse_spec(text)
+    if name not in NAMES:
+        raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(NAMES)}")
+    fn = globals()[name]
+    allowed = list(inspect.signature(fn).parameters)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"zoo model {name} takes no {', '.join(unknown)}; it takes "
+                         f"{', '.join(allowed)}")
+    try:
+        return fn(**{**{k: v for k, v in defaults.items() if k in allowed}, **kwargs})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot build zoo model {text!r}: {e}") from None
