@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from wootz_keras.data.errors import DataError
+
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -12,8 +14,8 @@ _FASHION_FILES = {
 }
 
 
-class DataUnavailableError(FileNotFoundError):
-    """A real dataset is not installed on this machine."""
+class DataUnavailableError(FileNotFoundError, DataError):
+    """A real dataset is not installed on this machine (also a `DataError`)."""
 
 
 def _read_idx(path):
