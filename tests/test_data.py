@@ -199,6 +199,29 @@ def test_pydataset_is_read_lazily(fashion_test):
     assert sizes == [40, 40, 20]
 
 
+class EndlessBatches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, i):
+        j = (i * 8) % (len(self.x) - 8)
+        return self.x[j:j + 8], self.y[j:j + 8]
+
+
+def test_endless_pydataset(fashion_test):
+    x, y = fashion_test
+    split = as_split(EndlessBatches(x, y))
+    assert split.count is None
+    xb, yb = next(iter(split.batches(20)))
+    np.testing.assert_array_equal(yb.numpy(), y[:20])
+    assert len(split.numpy(limit=50)[0]) == 50
+
+
 def test_batched_tf_dataset_is_unbatched(fashion_test):
     x, y = fashion_test
     ds = tf.data.Dataset.from_tensor_slices((x, np.eye(10, dtype=np.float32)[y])).batch(16)

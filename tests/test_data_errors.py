@@ -89,7 +89,7 @@ def test_twelve_classes_for_a_ten_way_model(tmp_path, images):
     y[:24] = np.arange(24) % 2 + 10  # real images in two more class folders
     path = write_image_folder(x, y, tmp_path / "twelve", size=(32, 32))
     message = one_line_error(load_data_for, classifier(), path,
-                             match="has 12 classes, the model has 10 outputs")
+                             match=r"has 12 classes \(00, 01, .*, 11\), the model has 10 outputs")
     assert str(tmp_path / "twelve") in message
 
 
@@ -224,3 +224,8 @@ def test_bad_arguments(folder):
                    match=r"image size \(20, 20\) does not match the model's input \(32, 32\)")
     one_line_error(load_data_for, classifier((None, None, 3)), folder,
                    match="leaves the image size open")
+
+
+def test_model_without_input():
+    model = keras.Sequential([keras.layers.Dense(10)])
+    one_line_error(classifier_io, model, match="has no defined input")

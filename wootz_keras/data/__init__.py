@@ -8,6 +8,13 @@ pass (arrays, tf.data, PyDataset); `load_model` and `training_spec` read the
 user's model and the loss / metric to train and select with. Bad data is a
 one-line `DataError` naming the file, folder or flag, before any training.
 
+Supported: image classifiers with one input (None, H, W, C) and one output
+of K >= 2 class scores (softmax or logits), sparse or one-hot labels.
+Not supported, each with a clear DataError: multi-input and multi-output
+models, regression (one output unit, or non-integral labels), multi-label
+targets, segmentation and other spatial outputs, sample weights.
+Batches are tf.data.Datasets, which Keras' `fit` takes on every backend.
+
 The built-in loaders return `(x, y)` with `x` float32 images in [0, 1],
 shaped (N, H, W, 1), and `y` int64 labels. A missing dataset raises a clear
 error saying how to install it; nothing ever falls back to random data.

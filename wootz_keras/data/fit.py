@@ -23,7 +23,11 @@ def classifier_io(model, what="--model"):
         ((28, 28, 1), 10)
     """
     name = getattr(model, "name", type(model).__name__)
-    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    try:
+        inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    except (AttributeError, ValueError):
+        raise DataError(f"{what}: model {name!r} has no defined input; build it from a "
+                        "keras.Input (functional, or Sequential starting with keras.Input)") from None
     if len(inputs) != 1:
         raise DataError(f"{what}: model {name!r} has {len(inputs)} inputs; multi-input models "
                         "are not supported (one image input)")
@@ -66,14 +70,16 @@ def check_fits(model, dataset, what="--data"):
         wootz_keras.data.errors.DataError: --data: Fashion-MNIST (built-in, 100 train / 50 test images) gives images (28, 28, 1), the model takes (32, 32, 3)
     """
     in_shape, classes = classifier_io(model)
+    names = None
     if isinstance(dataset, Dataset):
         image_shape, source = tuple(dataset.image_shape), dataset.source
         label_format, num_classes = dataset.label_format, dataset.num_classes
+        names = dataset.class_names
     else:
         x_spec, y_spec = dataset.element_spec
         image_shape, source = tuple(x_spec.shape), "the data"
         label_format = "one_hot" if y_spec.shape.rank == 1 and y_spec.shape[0] != 1 else "sparse"
-        num_classes = y_spec.shape[0] if label_format == "one_hot" else None
+        num_classes = y_spec.shape[0] if label_format == "one_hot" else _sparse_classes(dataset)
     if len(image_shape) != 3 or any(
             m is not None and d != m for d, m in zip(image_shape, in_shape)):
         raise DataError(f"{what}: {source} gives images {image_shape}, the model takes "
@@ -82,8 +88,18 @@ def check_fits(model, dataset, what="--data"):
         raise DataError(f"{what}: {source} has one-hot labels of width {num_classes}, the "
                         f"model has {classes} outputs")
     if num_classes is not None and num_classes > classes:
-        raise DataError(f"{what}: {source} has {num_classes} classes, the model has "
+        listed = f" ({', '.join(names)})" if names and len(names) <= 20 else ""
+        raise DataError(f"{what}: {source} has {num_classes} classes{listed}, the model has "
                         f"{classes} outputs")
+
+
+def _sparse_classes(split):
+    """Largest label + 1 of a Split over in-memory arrays (else None: not read)."""
+    import numpy as np
+    source = getattr(split, "_source", None)
+    if source is None or len(source[1]) == 0 or np.asarray(source[1]).dtype.kind not in "iu":
+        return None
+    return int(np.max(source[1])) + 1
 
 
 def load_data_for(model, spec, **kwargs):

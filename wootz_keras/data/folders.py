@@ -147,7 +147,7 @@ def write_image_folder(x, y, path, size=None, rgb=True, class_names=None):
 
 def _subdirs(path):
     try:
-        return sorted(e.name for e in os.scandir(path) if e.is_dir())
+        return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
     except OSError:
         return []
 

@@ -46,7 +46,7 @@ class Split:
         self._source = None       # (x, y, transform): random-access arrays behind `data`
         self._data = None
         self._tensors = None      # cached tf tensors of the source arrays
-        if isinstance(data, tuple) and len(data) == 2 and not _is_tf_dataset(data):
+        if isinstance(data, tuple) and len(data) == 2:
             x, y = data
             _check_pair(x, y)
             self._source = (x, y, None)
@@ -321,7 +321,11 @@ def is_batched(x_spec, y_spec):
 
 
 def _split_of_pydataset(pyds, count):
-    n = pyds.num_batches
+    try:
+        n = pyds.num_batches
+    except NotImplementedError:
+        raise DataError(f"data: the {type(pyds).__name__} has neither __len__ nor num_batches "
+                        "(return None from num_batches for an endless one)") from None
     if n == 0:
         raise DataError(f"data: the {type(pyds).__name__} holds no batches")
     first = _pair(pyds[0], type(pyds).__name__)
@@ -330,6 +334,7 @@ def _split_of_pydataset(pyds, count):
         count = (n - 1) * len(first[0]) + len(last[0])
 
     def batches():
+        pyds.on_epoch_begin()
         for i in (range(n) if n is not None else itertools.count()):
             yield _pair(pyds[i], type(pyds).__name__)
         pyds.on_epoch_end()
