@@ -65,7 +65,7 @@ def test_folder_loads_as_keras_reads_it(fashion_folder):
         fashion_folder, image_size=(24, 24), batch_size=None, shuffle=False, verbose=False)
     by_path = dict(zip(keras_ds.file_paths, keras_ds))
     resized = load_data(fashion_folder, image_size=(24, 24), seed=0)
-    paths = resized.train._source[0][:8]
+    paths = resized.train.files[:8]
     ours_x, ours_y = resized.train.numpy(8)
     for p, xi, yi in zip(paths, ours_x, ours_y):
         kx, ky = by_path[p]
@@ -77,14 +77,14 @@ def test_folder_split_is_seeded_and_disjoint(fashion_folder):
     a = load_data(fashion_folder, seed=3)
     b = load_data(fashion_folder, seed=3)
     c = load_data(fashion_folder, seed=4)
-    train, test = set(a.train._source[0]), set(a.test._source[0])
+    train, test = set(a.train.files), set(a.test.files)
     assert not train & test and len(train | test) == 10 * PER_CLASS
-    assert list(a.test._source[0]) == list(b.test._source[0])
-    assert set(c.test._source[0]) != test
+    assert list(a.test.files) == list(b.test.files)
+    assert set(c.test.files) != test
     rest, val = split_off(a.train, 30, seed=0)
     assert (rest.count, val.count) == (130, 30)
-    assert not set(rest._source[0]) & set(val._source[0])
-    assert set(rest._source[0]) | set(val._source[0]) == train
+    assert not set(rest.files) & set(val.files)
+    assert set(rest.files) | set(val.files) == train
 
 
 def test_folder_resized_to_grayscale(fashion_folder):
@@ -132,6 +132,8 @@ def test_npz_with_and_without_test(tmp_path):
              y_test=y[80:])
     data = load_data(tmp_path / "both.npz")
     assert (data.train.count, data.test.count) == (80, 20)
+    test_y = data.test.numpy()[1]  # in seeded random order, not the stored one
+    assert sorted(test_y) == sorted(y[80:]) and not np.array_equal(test_y, y[80:])
     assert data.image_shape == (28, 28, 1) and data.num_classes == 10
     xs, _ = data.train.numpy(5)
     assert xs.dtype == np.float32 and xs.max() > 1  # values kept, cast to float32
@@ -249,9 +251,13 @@ def test_batches_are_seeded_and_reshuffled(digits):
 
 def test_split_off_arrays_and_tf_data(digits):
     x, y = digits
-    rest, carved = split_off(Split((x, y)), 300, seed=2)
+    parent = Split((x, y))
+    rest, carved = split_off(parent, 300, seed=2)
     assert (rest.count, carved.count) == (1497, 300)
     assert not digests(rest.data[0]) & digests(carved.data[0])
+    assert rest._arrays is carved._arrays is parent._arrays  # indexed, not copied
+    again_rest, _ = split_off(parent, 300, seed=2)
+    np.testing.assert_array_equal(again_rest.numpy(20)[1], rest.numpy(20)[1])
     ds_split = as_split(tf.data.Dataset.from_tensor_slices((x, y)))
     rest, carved = split_off(ds_split, 300, seed=2)
     rx, cx = rest.numpy()[0], carved.numpy()[0]

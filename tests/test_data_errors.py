@@ -1,4 +1,4 @@
-"""Bad data and unsupported models: a one-line DataError naming the file / folder, before training."""
+"""Bad data and unsupported models: a one-line DataError naming the file or folder."""
 
 import os
 

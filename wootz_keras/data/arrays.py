@@ -30,9 +30,10 @@ def image_array(x, what):
     return x
 
 
-def array_splits(parts, image_size, channels, what):
+def array_splits(parts, image_size, channels, what, seed=0):
     """Splits of `parts` = [(x, y, name), ...] plus their common description.
 
+    Each split indexes its arrays in a seeded random order (no copy).
     Returns `(splits, info)` with info keys image_shape, label_format, num_classes.
     """
     arrays, formats = [], []
@@ -52,9 +53,10 @@ def array_splits(parts, image_size, channels, what):
         raise DataError(f"{what}: the train and test images differ in shape "
                         f"{sorted(shapes)}; give an image size to resize them to")
     splits, out_shape = [], None
-    for x, labels in arrays:
+    for i, (x, labels) in enumerate(arrays):
         transform, out_shape = array_transform(x.shape[1:], x.dtype, image_size, channels, what)
-        splits.append(Split.from_arrays(x, labels, transform))
+        order = np.random.default_rng(seed + i).permutation(len(x))
+        splits.append(Split.from_arrays(x, labels, transform, index=order))
     return splits, {"image_shape": out_shape, "label_format": label_format,
                     "num_classes": num_classes}
 

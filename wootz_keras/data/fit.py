@@ -27,7 +27,7 @@ def classifier_io(model, what="--model"):
         inputs, outputs = list(model.inputs or []), list(model.outputs or [])
     except (AttributeError, ValueError):
         raise DataError(f"{what}: model {name!r} has no defined input; build it from a "
-                        "keras.Input (functional, or Sequential starting with keras.Input)") from None
+                        "keras.Input (functional, or a Sequential starting with one)") from None
     if len(inputs) != 1:
         raise DataError(f"{what}: model {name!r} has {len(inputs)} inputs; multi-input models "
                         "are not supported (one image input)")
@@ -96,10 +96,11 @@ def check_fits(model, dataset, what="--data"):
 def _sparse_classes(split):
     """Largest label + 1 of a Split over in-memory arrays (else None: not read)."""
     import numpy as np
-    source = getattr(split, "_source", None)
-    if source is None or len(source[1]) == 0 or np.asarray(source[1]).dtype.kind not in "iu":
+    arrays = getattr(split, "_arrays", None)
+    if arrays is None or np.asarray(arrays.y).dtype.kind not in "iu" or not split.count:
         return None
-    return int(np.max(source[1])) + 1
+    y = arrays.y if split._index is None else arrays.y[split._index]
+    return int(np.max(y)) + 1
 
 
 def load_data_for(model, spec, **kwargs):

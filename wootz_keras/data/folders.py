@@ -71,20 +71,19 @@ def load_image_folder(path, image_size=None, channels=None, test_fraction=0.2, s
         raise DataError(f"{what}: {path}: images can be read with 1 (grayscale), 3 (RGB) or "
                         f"4 (RGBA) channels, not {channels}")
     decode = file_decoder(size, channels)
-    paths = np.array(paths)
+    order = np.random.default_rng(seed).permutation(len(paths))  # splits in random order
     if split_layout:
-        order = np.random.default_rng(seed).permutation(len(paths))
         test_order = np.random.default_rng(seed + 1).permutation(len(test_paths))
-        train = Split.from_arrays(paths[order], labels[order], decode)
-        test = Split.from_arrays(np.array(test_paths)[test_order], test_labels[test_order], decode)
+        train = Split.from_arrays(np.array(paths), labels, decode, index=order)
+        test = Split.from_arrays(np.array(test_paths), test_labels, decode, index=test_order)
     else:
         n_test = int(round(len(paths) * test_fraction))
         if n_test < 1 or n_test >= len(paths):
             raise DataError(f"{what}: {len(paths)} images in {path} cannot be split with "
                             f"test_fraction={test_fraction}")
-        order = np.random.default_rng(seed).permutation(len(paths))
-        test = Split.from_arrays(paths[order[:n_test]], labels[order[:n_test]], decode)
-        train = Split.from_arrays(paths[order[n_test:]], labels[order[n_test:]], decode)
+        everything = Split.from_arrays(np.array(paths), labels, decode)
+        test = everything.take_indices(order[:n_test])
+        train = everything.take_indices(order[n_test:])
     info = {"num_classes": len(class_names), "class_names": list(class_names),
             "image_shape": (*size, channels),
             "source": f"image folder {path} ({len(class_names)} classes, "
@@ -161,8 +160,8 @@ def _index(root, what):
         if images:
             raise DataError(f"{what}: {root} holds {len(images)} images but no class "
                             "sub-folders; put each class's images in a sub-folder of its own")
-        raise DataError(f"{what}: {root} is {'an empty folder' if not entries else 'a folder without sub-folders'}; "
-                        "expected class sub-folders of images")
+        kind = "a folder without sub-folders" if entries else "an empty folder"
+        raise DataError(f"{what}: {root} is {kind}; expected class sub-folders of images")
     try:
         ds = keras.utils.image_dataset_from_directory(
             root, labels="inferred", label_mode="int", batch_size=None, shuffle=False,

@@ -65,7 +65,8 @@ def merge_formats(parts, what):
     """The common `(label_format, num_classes)` of several `(format, classes)` parts."""
     formats = {f for f, _ in parts}
     if len(formats) > 1:
-        raise DataError(f"{what}: the train and test labels differ in format ({', '.join(sorted(formats))})")
+        raise DataError(f"{what}: the train and test labels differ in format "
+                        f"({', '.join(sorted(formats))})")
     fmt = formats.pop()
     widths = [k for _, k in parts]
     if fmt == "one_hot" and len(set(widths)) > 1:

@@ -93,7 +93,8 @@ class TrainingSpec:
         return data
 
 
-def training_spec(model, loss=None, metric=None, label_format="sparse", what=("--loss", "--metric")):
+def training_spec(model, loss=None, metric=None, label_format="sparse",
+                  what=("--loss", "--metric")):
     """The `TrainingSpec` of `model` for labels in `label_format`.
 
     Uses the model's compiled loss and first higher-is-better compiled
@@ -201,13 +202,12 @@ def _loss(identifier, from_logits, what):
 def _loss_twin(obj, fmt):
     import keras
     cfg = obj.get_config() if hasattr(obj, "get_config") else {}
+    kwargs = {"from_logits": cfg.get("from_logits", False),
+              "reduction": cfg.get("reduction", "sum_over_batch_size")}
     if fmt == "one_hot" and isinstance(obj, keras.losses.SparseCategoricalCrossentropy):
-        return keras.losses.CategoricalCrossentropy(from_logits=cfg.get("from_logits", False),
-                                                    reduction=cfg.get("reduction", "sum_over_batch_size"))
+        return keras.losses.CategoricalCrossentropy(**kwargs)
     if fmt == "sparse" and isinstance(obj, keras.losses.CategoricalCrossentropy):
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=cfg.get("from_logits", False),
-            reduction=cfg.get("reduction", "sum_over_batch_size"))
+        return keras.losses.SparseCategoricalCrossentropy(**kwargs)
     return obj
 
 

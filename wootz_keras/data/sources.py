@@ -1,4 +1,4 @@
-"""`load_data`: the user's data (a name, an image folder, an .npz, a saved tf.data) as a `Dataset`."""
+"""`load_data`: the user's data (a name, an image folder, .npz, saved tf.data) as a `Dataset`."""
 
 import dataclasses
 import os
@@ -86,7 +86,7 @@ def load_data(spec, *, image_size=None, channels=None, test_fraction=0.2, seed=0
         has_test = "x_test" in arrays
         if has_test:
             parts.append((arrays["x_test"], arrays["y_test"], ("x_test", "y_test")))
-        splits, info = array_splits(parts, image_size, channels, f"{what}: {spec}")
+        splits, info = array_splits(parts, image_size, channels, f"{what}: {spec}", seed)
         train = splits[0]
         test = splits[1] if has_test else None
         info["source"] = npz_description(spec, arrays)
@@ -131,7 +131,7 @@ def _fashion_mnist(image_size, channels, train_limit, test_limit, seed, what):
         raise DataUnavailableError(f"{what}=fashion_mnist: {e}") from None
     splits, info = array_splits([(*train, ("train images", "train labels")),
                                  (*test, ("test images", "test labels"))],
-                                image_size, channels, f"{what}: fashion_mnist")
+                                image_size, channels, f"{what}: fashion_mnist", seed)
     info["num_classes"] = 10
     info["source"] = (f"Fashion-MNIST (built-in, {len(train[0]):,} train / "
                       f"{len(test[0]):,} test images)")

@@ -22,6 +22,20 @@ ACCEPTED = ("a (x, y) pair of arrays, a batched tf.data.Dataset of (x, y), a "
             "batches (e.g. a torch DataLoader)")
 
 
+class _Arrays:
+    """Random-access arrays shared by the splits carved from them (no copies)."""
+
+    def __init__(self, x, y, transform=None):
+        self.x, self.y, self.transform = x, y, transform
+        self._tensors = None
+
+    def tensors(self):
+        import tensorflow as tf
+        if self._tensors is None:  # converted once, shared by every split of these arrays
+            self._tensors = (tf.convert_to_tensor(self.x), tf.convert_to_tensor(self.y))
+        return self._tensors
+
+
 class Split:
     """One split of a dataset: unbatched `(x, y)` examples.
 
@@ -30,6 +44,9 @@ class Split:
             unbatched `(x, y)` elements (built lazily for folder / resized
             sources).
         count: the number of examples (None only when truly unknown).
+
+    Splits made by `load_data` and `split_off` over arrays or folders share
+    the parent's arrays and keep only an index (8 bytes an example).
 
     Example:
         >>> from wootz_keras.data import load_digits
@@ -43,30 +60,37 @@ class Split:
     """
 
     def __init__(self, data, count=None):
-        self._source = None       # (x, y, transform): random-access arrays behind `data`
+        self._arrays = None       # random-access arrays behind `data`, or None
+        self._index = None        # which of them, in which order (None: all, in order)
         self._data = None
-        self._tensors = None      # cached tf tensors of the source arrays
         if isinstance(data, tuple) and len(data) == 2:
             x, y = data
             _check_pair(x, y)
-            self._source = (x, y, None)
+            self._arrays = _Arrays(x, y)
             self.count = len(x) if count is None else int(count)
-        else:
+        elif _is_tf_dataset(data):
             self._data = data
             self.count = count
+        else:
+            raise DataError(f"Split takes a (x, y) pair of arrays or a tf.data.Dataset of "
+                            f"unbatched (x, y), got {_describe(data)}; as_split adapts {ACCEPTED}")
 
     @classmethod
-    def from_arrays(cls, x, y, transform=None):
-        """A split over random-access arrays; `transform` (TF ops, one element
-        `x` -> model-ready image) runs lazily, per element, when read."""
+    def from_arrays(cls, x, y, transform=None, index=None):
+        """A split over random-access arrays: `x` images (or file paths), `y`
+        labels, `transform` (TF ops, one `x` -> model-ready image) run lazily
+        per example, `index` the examples it holds (default: all, in order)."""
         split = cls((x, y))
-        split._source = (x, y, transform)
+        split._arrays = _Arrays(x, y, transform)
+        if index is not None:
+            split._index = np.asarray(index, dtype=np.int64)
+            split.count = len(split._index)
         return split
 
     def __repr__(self):
-        kind = "arrays" if self._source is not None else "tf.data"
-        if self._source is not None and self._source[2] is not None:
-            kind += " + per-element transform"
+        kind = "tf.data"
+        if self._arrays is not None:
+            kind = "arrays" + (" + per-example transform" if self._arrays.transform else "")
         return f"Split({kind}, count={self.count})"
 
     # -- views -------------------------------------------------------------
@@ -74,26 +98,36 @@ class Split:
     @property
     def data(self):
         if self._data is None:
-            x, y, transform = self._source
-            if transform is None:
-                return (x, y)
-            self._data = self._source_pipeline(shuffle=False, repeat=False, seed=0)
+            a = self._arrays
+            if a.transform is None:
+                if self._index is None:
+                    return (a.x, a.y)
+                self._data = (a.x[self._index], a.y[self._index])  # copied once, on request
+            else:
+                self._data = self._pipeline(shuffle=False, repeat=False, seed=0)
         return self._data
+
+    @property
+    def files(self):
+        """The image file paths of a folder split, in order (else None)."""
+        a = self._arrays
+        if a is None or np.asarray(a.x).dtype.kind not in "US":
+            return None
+        return [str(p) for p in (a.x if self._index is None else a.x[self._index])]
 
     @property
     def element_spec(self):
         """`(x_spec, y_spec)` tf.TensorSpecs of one unbatched example."""
         import tensorflow as tf
-        if self._source is not None:
-            x, y, transform = self._source
-            y_spec = tf.TensorSpec(y.shape[1:], tf.as_dtype(y.dtype))
-            if transform is None:
-                return tf.TensorSpec(x.shape[1:], tf.as_dtype(x.dtype)), y_spec
-            fn = tf.function(transform).get_concrete_function(
-                tf.TensorSpec(x.shape[1:], tf.as_dtype(x.dtype)))
-            out = fn.structured_outputs
-            return tf.TensorSpec(out.shape, out.dtype), y_spec
-        return tuple(self.data.element_spec)
+        a = self._arrays
+        if a is None:
+            return tuple(self.data.element_spec)
+        y_spec = tf.TensorSpec(a.y.shape[1:], tf.as_dtype(a.y.dtype))
+        x_spec = tf.TensorSpec(a.x.shape[1:], tf.as_dtype(a.x.dtype))
+        if a.transform is None:
+            return x_spec, y_spec
+        out = tf.function(a.transform).get_concrete_function(x_spec).structured_outputs
+        return tf.TensorSpec(out.shape, out.dtype), y_spec
 
     def batches(self, batch_size, *, shuffle=False, repeat=False, seed=0, drop_remainder=False):
         """A batched tf.data.Dataset of `(x, y)`, ready for `model.fit`.
@@ -107,8 +141,8 @@ class Split:
         """
         import tensorflow as tf
         batch_size = _positive_int(batch_size, "batch_size")
-        if self._source is not None:
-            ds = self._source_pipeline(shuffle, repeat, seed, batch_size, drop_remainder)
+        if self._arrays is not None:
+            ds = self._pipeline(shuffle, repeat, seed, batch_size, drop_remainder)
         else:
             ds = self.data
             if shuffle:
@@ -121,12 +155,16 @@ class Split:
     def numpy(self, limit=None):
         """`(x, y)` arrays of the first `limit` examples (all when None).
 
-        Splits made by `load_data` / `split_off` are in seeded random order, so
-        the first `limit` are a random sample.
+        Every split `load_data` and `split_off` make is in seeded random
+        order, so the first `limit` are a random sample; reading them costs
+        `limit` examples (decoded, for folders).
         """
-        if self._source is not None and self._source[2] is None:
-            x, y, _ = self._source
-            return np.asarray(x[:limit]), np.asarray(y[:limit])
+        a = self._arrays
+        if a is not None and a.transform is None:
+            if self._index is None:
+                return np.asarray(a.x[:limit]), np.asarray(a.y[:limit])
+            idx = self._index[:limit]
+            return np.asarray(a.x[idx]), np.asarray(a.y[idx])
         ds = self.data if limit is None else self.data.take(limit)
         xs, ys = [], []
         for xb, yb in ds.batch(256):
@@ -150,36 +188,33 @@ class Split:
 
     # -- internals ---------------------------------------------------------
 
-    def take_indices(self, indices):
-        """A new split of the examples at `indices` (random-access splits only)."""
-        x, y, transform = self._source
-        indices = np.asarray(indices, dtype=np.int64)
-        return Split.from_arrays(x[indices], y[indices], transform)
+    def take_indices(self, positions):
+        """A new split of this (random-access) split's examples at `positions`."""
+        positions = np.asarray(positions, dtype=np.int64)
+        index = positions if self._index is None else self._index[positions]
+        split = Split.from_arrays(self._arrays.x, self._arrays.y, None, index)
+        split._arrays = self._arrays  # shared, with its converted tensors
+        return split
 
-    def _source_tensors(self):
+    def _pipeline(self, shuffle, repeat, seed, batch_size=None, drop_remainder=False):
         import tensorflow as tf
-        if self._tensors is None:
-            x, y, _ = self._source
-            self._tensors = (tf.convert_to_tensor(x), tf.convert_to_tensor(y))
-        return self._tensors
-
-    def _source_pipeline(self, shuffle, repeat, seed, batch_size=None, drop_remainder=False):
-        import tensorflow as tf
-        x, y, transform = self._source
-        xt, yt = self._source_tensors()
-        n = len(x)
-        ds = tf.data.Dataset.range(n)
+        a = self._arrays
+        xt, yt = a.tensors()
+        n = self.count
+        ds = (tf.data.Dataset.range(n) if self._index is None
+              else tf.data.Dataset.from_tensor_slices(self._index))
         if shuffle and n > 1:
             # Shuffling indices, not images: a full shuffle costs 8 bytes an example.
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        if transform is None:
+        if a.transform is None:
             if batch_size is None:
                 return ds.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)))
             ds = ds.batch(batch_size, drop_remainder=drop_remainder)
             return ds.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)),
                           num_parallel_calls=tf.data.AUTOTUNE)
+        transform = a.transform
         ds = ds.map(lambda i: (transform(tf.gather(xt, i)), tf.gather(yt, i)),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if batch_size is not None:
@@ -197,8 +232,9 @@ class Split:
 def split_off(split, count, seed=0):
     """Carve `count` examples (seeded) from `split`: returns `(rest, carved)`.
 
-    Costs: for arrays and image folders, a seeded permutation of indices (or
-    file paths): nothing is read, both parts are in random order. For other
+    Costs: for arrays and image folders, a seeded permutation of indices:
+    nothing is read or copied (both parts index the parent's arrays or file
+    paths, in random order). For other
     tf.data splits of known size, a boolean mask of `split.count` bytes picks
     the carved examples uniformly; then every pass over *either* part reads
     the whole parent once (its examples stay in the parent's order); call
@@ -218,7 +254,7 @@ def split_off(split, count, seed=0):
     if n is not None and count >= n:
         raise DataError(f"cannot carve {count} examples from a split of {n}: at least one "
                         "must remain")
-    if split._source is not None:
+    if split._arrays is not None:
         perm = np.random.default_rng(seed).permutation(n)
         return split.take_indices(perm[count:]), split.take_indices(perm[:count])
     import tensorflow as tf
@@ -404,7 +440,8 @@ def _is_array_like(a):
 
 def _describe(data):
     if isinstance(data, (tuple, list)):
-        return f"a {type(data).__name__} of {len(data)} ({', '.join(type(a).__name__ for a in data[:3])})"
+        kinds = ", ".join(type(a).__name__ for a in data[:3])
+        return f"a {type(data).__name__} of {len(data)} ({kinds})"
     return type(data).__name__
 
 
