@@ -1,9 +1,12 @@
 """Loaders for the real offline datasets (see DESIGN.md)."""
 
+import functools
 import gzip
 import os
 
 import numpy as np
+
+from wootz_keras.data.errors import DataError
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 _FASHION_FILES = {
@@ -12,11 +15,13 @@ _FASHION_FILES = {
 }
 
 
-class DataUnavailableError(FileNotFoundError):
-    """A real dataset is not installed on this machine."""
+class DataUnavailableError(FileNotFoundError, DataError):
+    """A real dataset is not installed on this machine (also a `DataError`)."""
 
 
+@functools.lru_cache(maxsize=4)
 def _read_idx(path):
+    """The IDX file's array (read-only, cached: the tools and tests read it often)."""
     with gzip.open(path, "rb") as f:
         data = f.read()
     ndim = data[3]
@@ -58,9 +63,8 @@ def load_fashion_mnist(split="train", limit=None, seed=0):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     d = _fashion_dir()
     images, labels = (os.path.join(d, f) for f in _FASHION_FILES[split])
-    x = _read_idx(images).astype(np.float32)[..., None] / 255.0
-    y = _read_idx(labels).astype(np.int64)
-    return _subset(x, y, limit, seed)
+    x, y = _subset(_read_idx(images), _read_idx(labels), limit, seed)  # convert only the subset
+    return x.astype(np.float32)[..., None] / 255.0, y.astype(np.int64)
 
 
 def load_digits(limit=None, seed=0):
