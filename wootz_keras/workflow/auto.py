@@ -100,7 +100,8 @@ def explore_auto(assembler, candidates, train, val, objective, full_accuracy, jo
 
     blocks: PretrainedBlocks, a zero-argument callable returning them (called
     only if auto decides to pre-train), or None (plan the candidates' tuning
-    blocks and pre-train them for `pretrain_steps` steps).
+    blocks, single-module ones included (`fill`), and pre-train them for
+    `pretrain_steps` steps).
     """
     from wootz_keras.compose.pretrain import pretrain_blocks
     from wootz_keras.workflow.runner import CandidateTrainer
@@ -110,8 +111,8 @@ def explore_auto(assembler, candidates, train, val, objective, full_accuracy, jo
     margin = decision_margin(target, len(val)) if margin is None else float(margin)
     if plan is None:
         plan, _ = composable_plan(plan_tuning_blocks([c.rates for c in candidates],
-                                                     module_names=assembler.modules.names),
-                                  assembler.modules)
+                                                     module_names=assembler.modules.names,
+                                                     fill=True), assembler.modules)
     trainer_args = dict(loss=loss, test=test, seed=seed, keep_dir=keep_dir)
     default_trainer = CandidateTrainer(assembler, train, val, protocol, target, None,
                                        mode="default", **trainer_args)
