@@ -69,7 +69,9 @@ def _free_port():
 class Server:
     """One running cluster (or an external server from WOOTZ_POSTGRES_URL)."""
 
-    def __init__(self):
+    def __init__(self, durable=False):
+        """`durable=False` (the tests): fsync and synchronous commit off, for speed;
+        True (benchmarks): PostgreSQL's default durability settings."""
         self.dir = None
         self.external = os.environ.get("WOOTZ_POSTGRES_URL")
         if self.external:
@@ -89,14 +91,20 @@ class Server:
             f.write(PASSWORD + "\n")
         as_postgres = os.geteuid() == 0  # initdb refuses to run as root
         if as_postgres:
-            pg = pwd.getpwnam("postgres")
+            try:
+                pg = pwd.getpwnam("postgres")
+            except KeyError:
+                raise PostgresUnavailable(
+                    "running as root, but there is no 'postgres' user to run the server as "
+                    "(the Debian package postgresql creates it)") from None
             os.chown(self.dir, pg.pw_uid, pg.pw_gid)
             os.chown(pwfile, pg.pw_uid, pg.pw_gid)
         self._run(as_postgres, [os.path.join(self.bindir, "initdb"), "-D", self.data, "-U",
                                 USER, "--pwfile", pwfile, "--auth-local=trust",
                                 "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8"])
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(as_postgres, [os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-o",
                                 opts, "-l", os.path.join(self.dir, "log"), "-w", "start"])
         self._as_postgres = as_postgres

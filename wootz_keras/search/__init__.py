@@ -10,6 +10,7 @@ Example:
     'smallest params with accuracy >= full x (1 - 0.01)'
 """
 
+from wootz_keras.search.backends import describe_journal  # noqa: F401
 from wootz_keras.search.journal import (  # noqa: F401
     MODES,
     Claim,

@@ -76,6 +76,21 @@ def describe_url(url, parse=True):
     return f"{scheme}://{netloc}{slash}{path.split('?')[0]}"
 
 
+def describe_journal(target):
+    """How to show a journal target in logs: the path, or the URL without its password.
+
+    Example:
+        >>> describe_journal("postgresql://ann:secret@db.lab/runs")
+        'postgresql://ann@db.lab:5432/runs'
+        >>> describe_journal("explore.sqlite")
+        'explore.sqlite'
+    """
+    if isinstance(target, str) and is_url(target):
+        return describe_url(target) if target.startswith(URL_SCHEMES) else \
+            describe_url(target, parse=False)
+    return os.fspath(target) if not hasattr(target, "where") else target.path
+
+
 def _first_line(e):
     return " ".join(str(e).strip().splitlines()[0].split()) if str(e).strip() else type(e).__name__
 

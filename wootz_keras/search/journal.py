@@ -558,9 +558,8 @@ class Journal:
                              row)
             stored = cur.rowcount == 1
             if stored and claim is None:
-                self._exec(conn, "UPDATE claims SET done = 1, met = ?, expires = NULL WHERE mode = ? "
-                                 "AND idx = ?",
-                           (met, mode, candidate.index))
+                self._exec(conn, "UPDATE claims SET done = 1, met = ?, expires = NULL "
+                                 "WHERE mode = ? AND idx = ?", (met, mode, candidate.index))
             return stored
 
         return self._write(fn)
