@@ -307,3 +307,41 @@ def test_stalled_lease_renewal_loses_the_claim_cleanly(new_journal, tmp_path, re
     assert calls[first] == 2 and all(n == 1 for i, n in calls.items() if i != first)
     assert set(rows) == set(calls)
     assert next(c for c in claims if c["index"] == first)["attempts"] == 2
+
+
+def test_worker_frozen_past_its_lease_loses_the_claim_cleanly(new_journal, tmp_path,
+                                                              reference):
+    """The whole process stalls (SIGSTOP: a paused VM, a clock that stops): heartbeat
+    and training freeze together; once thawed it must not record the position that
+    was taken over meanwhile."""
+    journal = new_journal()
+    a = _start(journal, tmp_path, "A", "--lease", 0.9, "--poll", 0.05, "--sleep", 0.05,
+               "--sleep_first", 0.8)
+    b = None
+    try:
+        _until("A's first candidate", lambda: len(_calls(tmp_path)) >= 1, [a])
+        os.kill(a.pid, signal.SIGSTOP)
+        first = int(_calls(tmp_path)[0][1])
+        b = _start(journal, tmp_path, "B", "--lease", 0.9, "--poll", 0.05, "--sleep", 0.05)
+
+        def taken_over():
+            with Journal(journal) as j:
+                row = j.finished("default").get(first)
+            return row is not None and row["worker"].startswith("B@")
+        _until("B recording A's frozen candidate", taken_over, [b])
+        os.kill(a.pid, signal.SIGCONT)
+        outs = _finish([a, b])
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                os.kill(p.pid, signal.SIGCONT)
+                p.kill()
+    assert a.returncode == 0 and b.returncode == 0, outs
+    rows, claims = _rows(journal)
+    ra = ExploreResult.from_dict(json.loads((tmp_path / "result-A.json").read_text()))
+    assert ra.discarded == [first] and rows[first]["worker"].startswith("B@")
+    assert "lost the claim on #%d" % first in outs[0]
+    assert ra.complete and ra.winner["index"] == reference.winner["index"]
+    calls = collections.Counter(int(i) for _, i in _calls(tmp_path))
+    assert calls[first] == 2 and all(n == 1 for i, n in calls.items() if i != first)
+    assert set(rows) == set(calls) and sum(c["done"] for c in claims) == len(rows)

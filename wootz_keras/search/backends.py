@@ -106,6 +106,7 @@ class SQLiteBackend:
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
     lock_rows = ""
     errors = (sqlite3.DatabaseError,)
+    retry = ()  # BEGIN IMMEDIATE waits (busy timeout) instead of failing
 
     def __init__(self, path, timeout=60.0):
         self.path = os.fspath(path)
@@ -210,6 +211,8 @@ class PostgresBackend:
         import psycopg
         self._psycopg = psycopg
         self.errors = (psycopg.Error,)
+        # transactions the server aborted to resolve a conflict: run them again
+        self.retry = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
         self.url = url
         self.user, self.host, self.port, self.dbname = user, host, port, dbname
         self.path = self.where = f"postgresql://{user}@{host}:{port}/{dbname}"

@@ -56,6 +56,7 @@ import json
 import math
 import numbers
 import secrets
+import time
 
 from wootz_keras.search.backends import open_backend
 
@@ -276,13 +277,20 @@ class Journal:
             raise ValueError(f"journal {self.where} is closed")
         return self._conn
 
-    def _write(self, fn, exclusive=False):
+    def _write(self, fn, exclusive=False, attempts=5):
+        """Run `fn(conn)` in one transaction (again if the server aborted it in a deadlock)."""
         conn = self._conn_or_fail()
-        try:
-            with self._db.transaction(conn, exclusive=exclusive):
-                return fn(conn)
-        except self._db.errors as e:
-            raise ValueError(f"journal {self.where}: {self._db.message(e)}") from None
+        for attempt in range(attempts):
+            try:
+                with self._db.transaction(conn, exclusive=exclusive):
+                    return fn(conn)
+            except self._db.retry:
+                if attempt == attempts - 1:
+                    raise ValueError(f"journal {self.where}: a transaction kept conflicting "
+                                     f"with other workers ({attempts} tries)") from None
+                time.sleep(0.01 * (attempt + 1))
+            except self._db.errors as e:
+                raise ValueError(f"journal {self.where}: {self._db.message(e)}") from None
 
     def _exec(self, conn, sql, args=()):
         return self._db.execute(conn, sql.replace("{NOW}", self._db.now_sql), args)
