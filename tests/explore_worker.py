@@ -242,6 +242,9 @@ def main(argv=None):
     ap.add_argument("--batch_size", type=int, default=1)
     ap.add_argument("--stall_renewal", type=float, default=0.0,
                     help="block the first lease renewal for this many seconds")
+    ap.add_argument("--barrier", help="folder: start exploring once --barrier_n workers "
+                    "have arrived there")
+    ap.add_argument("--barrier_n", type=int, default=1)
     args = ap.parse_args(argv)
 
     if args.fake:
@@ -251,6 +254,11 @@ def main(argv=None):
         full_accuracy, measure = teacher()[1], lambda c: evaluate(c, args.mode)
     if args.stall_renewal:
         _stall_first_renewal(args.stall_renewal)
+    if args.barrier:
+        os.makedirs(args.barrier, exist_ok=True)
+        open(os.path.join(args.barrier, f"{args.worker}.{os.getpid()}"), "w").close()
+        while len(os.listdir(args.barrier)) < args.barrier_n:
+            time.sleep(0.01)
     count = [0]
 
     def timed_evaluate(c):

@@ -374,6 +374,7 @@ def test_two_worker_processes_share_a_journal(tmp_path, new_journal, full, cands
                              "default", progress=False)
     journal, calls = new_journal(), tmp_path / "calls.txt"
     procs = [_worker(journal, calls, "--sleep", 0.1, "--worker", i, "--lease", 5,
+                     "--barrier", tmp_path / "barrier", "--barrier_n", 2,
                      "--out", tmp_path / f"r{i}.json") for i in range(2)]
     for p in procs:
         out, _ = p.communicate(timeout=180)
