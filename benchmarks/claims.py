@@ -18,6 +18,7 @@ was recorded exactly once.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -175,6 +176,7 @@ def main(argv):
                   f"{hi['cycle'] / 1000 / FLAGS.candidate_seconds:>13.1e}")
     print(f"p95/candidate: the p95 claim + record cycle over one {FLAGS.candidate_seconds:g} s "
           "candidate's training")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
