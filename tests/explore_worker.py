@@ -11,16 +11,20 @@ full model's activations (a one-shot teacher-student step, the Wootz idea in
 miniature). Everything is float64 NumPy with fixed seeds, so a candidate
 gets the same accuracies in any process.
 
-As a script it runs one exploration worker (used by the SIGKILL and the
-two-process tests):
+`fake_evaluate` is the tiny stand-in of the claim tests: deterministic
+accuracies from the rates, no training at all.
+
+As a script it runs one exploration worker (the SIGKILL, several-workers and
+claim tests); the journal is a path or a postgresql:// URL:
 
     python tests/explore_worker.py --journal J --mode default \
-        --objective smallest_params:alpha=0.02 --worker 0 --workers 1 \
-        --sleep 0.2 --calls calls.txt --out result.json [--wait 60]
+        --objective smallest_params:alpha=0.02 --worker 0 --sleep 0.2 \
+        --calls calls.txt --out result.json [--fake] [--lease 1] [--stall_renewal 3]
 """
 
 import argparse
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -35,8 +39,9 @@ if os.path.dirname(HERE) not in sys.path:
 
 if __name__ == "__main__" and "wootz_keras" not in sys.modules:
     # As a script, skip the package __init__ (it loads TensorFlow for the
-    # pruning engine): the explore layer needs only NumPy and sqlite3, and a
-    # worker that starts in a fraction of a second keeps the tests fast.
+    # pruning engine): the explore layer needs only NumPy, sqlite3 (and
+    # psycopg for a PostgreSQL journal), and a worker that starts in a
+    # fraction of a second keeps the tests fast.
     import types
 
     _pkg = types.ModuleType("wootz_keras")
@@ -186,37 +191,92 @@ def evaluate(candidate, mode="default"):
     return dict(_evaluate(tuple(candidate.rates), mode))
 
 
+FAKE_FULL = 0.9
+
+
+def fake_evaluate(candidate):
+    """Deterministic accuracies from the rates alone, no training (the claim tests).
+
+    Accuracy falls with the rates plus a fixed per-candidate wobble, so under
+    `smallest_params:alpha=0.05` (target 0.855) the first met
+    candidate sits late in the order and a few later ones are skipped.
+    """
+    key = ",".join(f"{r:.6f}" for r in candidate.rates).encode()
+    wobble = int(hashlib.sha256(key).hexdigest()[:8], 16) / 2 ** 32 - 0.5
+    final = 0.92 - 0.12 * sum(candidate.rates) + 0.05 * wobble
+    return {"init_accuracy": round(final / 2, 6), "final_accuracy": round(final, 6)}
+
+
+def _stall_first_renewal(seconds):
+    """Test hook: the heartbeat's first lease renewal blocks for `seconds`."""
+    from wootz_keras.search.journal import Journal
+
+    original = Journal.renew
+    state = {"stalled": False}
+
+    def renew(self, claims, lease=60.0):
+        if not state["stalled"]:
+            state["stalled"] = True
+            time.sleep(seconds)
+        return original(self, claims, lease)
+
+    Journal.renew = renew
+
+
 def main(argv=None):
-    from wootz_keras.search import explore_candidates, wait_for_others
+    from wootz_keras.search import explore_candidates
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--journal", required=True)
     ap.add_argument("--mode", default="default")
     ap.add_argument("--objective", required=True)
-    ap.add_argument("--worker", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--sleep", type=float, default=0.0)
-    ap.add_argument("--calls", required=True)
+    ap.add_argument("--worker", default="0", help="this worker's label")
+    ap.add_argument("--sleep", type=float, default=0.0, help="extra seconds per candidate")
+    ap.add_argument("--sleep_first", type=float, default=None,
+                    help="seconds for this worker's first candidate (default: --sleep)")
+    ap.add_argument("--calls", required=True, help="append 'label index' per evaluate call")
     ap.add_argument("--out")
-    ap.add_argument("--wait", type=float, default=None)
+    ap.add_argument("--fake", action="store_true", help="use fake_evaluate (no training)")
+    ap.add_argument("--lease", type=float, default=60.0)
+    ap.add_argument("--poll", type=float, default=0.1)
+    ap.add_argument("--batch_size", type=int, default=1)
+    ap.add_argument("--stall_renewal", type=float, default=0.0,
+                    help="block the first lease renewal for this many seconds")
+    ap.add_argument("--barrier", help="folder: start exploring once --barrier_n workers "
+                    "have arrived there")
+    ap.add_argument("--barrier_n", type=int, default=1)
     args = ap.parse_args(argv)
 
-    teacher()  # train once before exploring, outside the timed candidates
-    full_accuracy = teacher()[1]
+    if args.fake:
+        full_accuracy, measure = FAKE_FULL, lambda c: fake_evaluate(c)
+    else:
+        teacher()  # train once before exploring, outside the timed candidates
+        full_accuracy, measure = teacher()[1], lambda c: evaluate(c, args.mode)
+    if args.stall_renewal:
+        _stall_first_renewal(args.stall_renewal)
+    if args.barrier:
+        os.makedirs(args.barrier, exist_ok=True)
+        open(os.path.join(args.barrier, f"{args.worker}.{os.getpid()}"), "w").close()
+        while len(os.listdir(args.barrier)) < args.barrier_n:
+            time.sleep(0.01)
+    count = [0]
 
     def timed_evaluate(c):
         with open(args.calls, "a") as f:
             f.write(f"{args.worker} {c.index}\n")
-        time.sleep(args.sleep)
-        return evaluate(c, args.mode)
+        first = count[0] == 0
+        count[0] += 1
+        time.sleep(args.sleep_first if first and args.sleep_first is not None else args.sleep)
+        return measure(c)
 
-    cands = candidates()
-    result = explore_candidates(cands, timed_evaluate, args.objective, full_accuracy,
-                                args.journal, args.mode, worker_index=args.worker,
-                                num_workers=args.workers, progress=False)
-    if not result.complete and args.wait is not None:
-        result = wait_for_others(cands, args.objective, full_accuracy, args.journal,
-                                 args.mode, timeout=args.wait, poll_interval=0.05)
+    def evaluate_many(cs):
+        return [timed_evaluate(c) for c in cs]
+
+    result = explore_candidates(candidates(), timed_evaluate if args.batch_size == 1
+                                else evaluate_many, args.objective, full_accuracy,
+                                args.journal, args.mode, worker=args.worker,
+                                lease=args.lease, poll_interval=args.poll,
+                                batch_size=args.batch_size, progress=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result.to_dict(), f)

@@ -1,10 +1,11 @@
-"""Distribution on loopback: multi-worker block pre-training and sharded exploration.
+"""Distribution on loopback: multi-worker block pre-training and exploration sharing one journal.
 
 (a) Two MultiWorkerMirroredStrategy workers (subprocesses of
     tests/mwms_worker.py, TF_CONFIG on 127.0.0.1, CPU only) pre-train one
     tiny plan together; both must end with the same block weights.
-(b) Two exploration workers share one SQLite journal (TF_CONFIG gives each
-    its shard); they must return the winner a single worker returns.
+(b) Two exploration workers (TF_CONFIG labels them) share one SQLite journal
+    and claim its positions; both must return the winner a single worker
+    returns, with each candidate recorded once.
 """
 
 import json
@@ -141,12 +142,12 @@ def test_multi_worker_pretraining_keeps_workers_in_sync(teacher_file, tmp_path):
         assert moved >= 4, f"{block.name}: training barely moved the L1 weights"
 
 
-def test_sharded_exploration_matches_a_single_worker(teacher_file, tmp_path):
+def test_claimed_exploration_matches_a_single_worker(teacher_file, tmp_path):
     cluster = _cluster(2)
     shared, alone = str(tmp_path / "shared.sqlite"), str(tmp_path / "alone.sqlite")
     # alpha=0.25 (target ~0.49): on this machine the two smallest candidates
-    # end near 0.29 and 0.42 and position 2 wins at ~0.56, so both shards
-    # have work; the test asserts only that sharded and single runs agree.
+    # end near 0.29 and 0.42 and position 2 wins at ~0.56, so there is work
+    # for both workers; the test asserts only that shared and single runs agree.
     common = ["explore", "--teacher", teacher_file, "--finetune_steps", "10",
               "--objective", "smallest_params:alpha=0.25"]
     outs = [str(tmp_path / f"shard{i}.json") for i in range(2)] + [str(tmp_path / "alone.json")]
@@ -161,13 +162,14 @@ def test_sharded_exploration_matches_a_single_worker(teacher_file, tmp_path):
     for r in (shard0, shard1, single):
         assert r["complete"], r["message"]
     print(single["message"])
-    # one shared journal (a shard may have recorded a later position after
+    # one shared journal (a worker may have recorded a later position after
     # the other one read it, so compare the rows both saw)
     seen1 = {row["index"]: row for row in shard1["rows"]}
     assert all(row == seen1[row["index"]] for row in shard0["rows"] if row["index"] in seen1)
-    workers = {row["worker"] for row in shard0["rows"]}
-    if single["winner"] is not None and single["winner"]["position"] >= 1:
-        assert workers == {0, 1}, "both shards should have evaluated a candidate"
+    # rows carry the worker's id, labelled with its TF_CONFIG index; which
+    # worker claims what depends on start-up times, so only the labels are checked
+    workers = {row["worker"].split("@")[0] for row in shard0["rows"] + shard1["rows"]}
+    assert workers and workers <= {"0", "1"}, workers
     if single["winner"] is None:
         assert shard0["winner"] is None and shard1["winner"] is None
     else:

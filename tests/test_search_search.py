@@ -2,6 +2,7 @@
 
 The evaluate callable is real: a NumPy MLP trained on the scikit-learn
 digits, pruned by the candidate's rates and fine-tuned (tests/explore_worker.py).
+Tests that touch the journal run on both backends (SQLite, PostgreSQL).
 """
 
 import collections
@@ -10,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import explore_worker as ew  # noqa: E402
+import pg_server  # noqa: E402
 from wootz_keras.search import (  # noqa: E402
     Candidate,
     ExploreResult,
@@ -33,6 +36,12 @@ from wootz_keras.search import (  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explore_worker.py")
 OBJ = "smallest_params:alpha=0.02"
+
+
+@pytest.fixture(params=pg_server.BACKENDS)
+def new_journal(request, tmp_path):
+    """A factory of fresh journal targets (a path, or a URL of a new database)."""
+    return pg_server.journal_factory(request.param, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +155,13 @@ def test_candidate_validation():
 
 # -- search --------------------------------------------------------------------
 
-def test_early_termination_finds_first_met_smallest(tmp_path, full, cands):
+def test_early_termination_finds_first_met_smallest(new_journal, full, cands):
     obj = parse_objective(OBJ)
     ordered = obj.order(cands)
     pos, expected = brute_force_first_met(ordered, obj, full)
     assert pos is not None and pos >= 3, "test set-up: the winner should not be first"
     ev = Counting()
-    r = explore_candidates(cands, ev, obj, full, tmp_path / "j.sqlite", "default",
-                           progress=False)
+    r = explore_candidates(cands, ev, obj, full, new_journal(), "default", progress=False)
     assert r.winner["index"] == expected.index and r.winner["position"] == pos
     assert r.complete and r.pending == []
     assert ev.calls == [c.index for c in ordered[:pos + 1]]  # smallest first, then stop
@@ -202,8 +210,8 @@ def test_unmeetable_objective_gives_no_winner(tmp_path, full, cands):
     assert f"at {best['final_accuracy']:.4f}" in r.message
 
 
-def test_resume_after_crash_does_not_repeat(tmp_path, full, cands):
-    path = tmp_path / "j.sqlite"
+def test_resume_after_crash_does_not_repeat(tmp_path, new_journal, full, cands):
+    path = new_journal()
     ref = explore_candidates(cands, ew.evaluate, OBJ, full, tmp_path / "ref.sqlite",
                              "default", progress=False)
     crashing = Counting(fail_after=4)
@@ -221,8 +229,8 @@ def test_resume_after_crash_does_not_repeat(tmp_path, full, cands):
     assert again.calls == [] and r2.winner["index"] == ref.winner["index"]
 
 
-def test_resume_with_other_settings_is_refused(tmp_path, full, cands):
-    path = tmp_path / "j.sqlite"
+def test_resume_with_other_settings_is_refused(new_journal, full, cands):
+    path = new_journal()
     explore_candidates(cands[:5], ew.evaluate, OBJ, full, path, "default",
                        progress=False, settings={"steps": 30})
     for kwargs, fragment in (
@@ -236,45 +244,55 @@ def test_resume_with_other_settings_is_refused(tmp_path, full, cands):
         args.update(kwargs)
         with pytest.raises(JournalMismatchError, match=fragment) as e:
             explore_candidates(**args)
-        assert str(path) in str(e.value)
+        assert str(path).replace(":" + pg_server.PASSWORD, "") in str(e.value)
     # the composed mode must agree on what both modes share
     with pytest.raises(JournalMismatchError, match="full_accuracy"):
         explore_candidates(cands[:5], ew.evaluate, OBJ, 0.5, path, "composed", progress=False)
 
 
-def test_workers_in_process_agree_with_one_worker(tmp_path, full, cands):
+def test_workers_in_threads_agree_with_one_worker(tmp_path, full, cands):
     ref = explore_candidates(cands, ew.evaluate, OBJ, full, tmp_path / "ref.sqlite",
                              "default", progress=False)
     path = tmp_path / "shared.sqlite"
-    # worker 1 runs alone first: it finds a met candidate of its own, but
-    # worker 0's earlier positions are still open, so its answer is not final.
-    r1 = explore_candidates(cands, ew.evaluate, OBJ, full, path, "default", worker_index=1,
-                            num_workers=2, progress=False)
-    assert not r1.complete and r1.pending and all(p % 2 == 0 for p in r1.pending)
-    assert r1.winner is not None and r1.winner["position"] > ref.winner["position"]
-    assert "not final" in r1.message
-    waited = wait_for_others(cands, OBJ, full, path, "default", timeout=0.2,
-                             poll_interval=0.05)
-    assert not waited.complete
-    r0 = explore_candidates(cands, ew.evaluate, OBJ, full, path, "default", worker_index=0,
-                            num_workers=2, progress=False)
-    assert r0.complete and r0.winner["index"] == ref.winner["index"]
-    assert all(row["worker"] == row["position"] % 2 for row in r0.rows)
+    evs = [Counting() for _ in range(3)]
+    results = [None] * 3
+
+    def run(k):
+        results[k] = explore_candidates(cands, evs[k], OBJ, full, path, "default", worker=k,
+                                        progress=False, poll_interval=0.05)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for r in results:
+        assert r is not None and r.complete and r.winner["index"] == ref.winner["index"]
+        assert r.worker.split("@")[0] == str(results.index(r)) and not r.discarded
+    calls = [i for ev in evs for i in ev.calls]
+    assert len(calls) == len(set(calls)), "a candidate was evaluated twice"
+    assert set(calls) >= {row["index"] for row in ref.rows}
     final = summarize(cands, OBJ, full, path, "default")
     assert final.complete and final.winner["index"] == ref.winner["index"]
+    # a watcher that explores nothing sees the same final answer
+    waited = wait_for_others(cands, OBJ, full, path, "default", timeout=1, poll_interval=0.05)
+    assert waited.complete and waited.winner["index"] == ref.winner["index"]
 
 
 def test_bad_evaluate_result_records_nothing(tmp_path, full, cands):
     path = tmp_path / "j.sqlite"
     with pytest.raises(ValueError, match="final_accuracy"):
         explore_candidates(cands, lambda c: 0.9, OBJ, full, path, "default", progress=False)
-    with pytest.raises(ValueError, match="worker_index"):
-        explore_candidates(cands, ew.evaluate, OBJ, full, path, "default", worker_index=2,
-                           num_workers=2, progress=False)
+    for kwargs, fragment in ((dict(batch_size=0), "batch_size"), (dict(lease=-1), "lease"),
+                             (dict(max_positions=-2), "max_positions")):
+        with pytest.raises(ValueError, match=fragment):
+            explore_candidates(cands, ew.evaluate, OBJ, full, path, "default", progress=False,
+                               **kwargs)
     with pytest.raises(ValueError, match="mode"):
         explore_candidates(cands, ew.evaluate, OBJ, full, path, "fast", progress=False)
     with Journal(path) as j:
         assert j.finished("default") == {}
+        # the failed candidate's claim was released: claimable again at once
+        assert all(not c["held"] for c in j.claims("default"))
 
 
 def test_extra_keys_are_kept_and_progress_is_shown(tmp_path, full, cands, capsys):
@@ -295,6 +313,11 @@ def _worker(journal, calls, *extra):
         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def _done(journal):
+    with Journal(journal) as j:
+        return len(j.finished("default"))
+
+
 def _read_calls(path):
     if not os.path.exists(path):
         return []
@@ -302,20 +325,18 @@ def _read_calls(path):
         return [tuple(map(int, line.split())) for line in f if line.strip()]
 
 
-def test_sigkill_mid_exploration_then_resume(tmp_path, full, cands):
+def test_sigkill_mid_exploration_then_resume(tmp_path, new_journal, full, cands):
     ref = explore_candidates(cands, ew.evaluate, OBJ, full, tmp_path / "ref.sqlite",
                              "default", progress=False)
-    journal, calls = tmp_path / "j.sqlite", tmp_path / "calls.txt"
-    proc = _worker(journal, calls, "--sleep", 0.4)
+    journal, calls = new_journal(), tmp_path / "calls.txt"
+    proc = _worker(journal, calls, "--sleep", 0.4, "--lease", 1)
     deadline = time.monotonic() + 120
     try:
         while True:
             assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
             assert time.monotonic() < deadline, "the worker never finished a candidate"
-            if journal.exists():
-                with Journal(journal) as j:
-                    if len(j.finished("default")) >= 2:
-                        break
+            if _calls_started(calls) and _done(journal) >= 2:
+                break
             time.sleep(0.05)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -329,6 +350,9 @@ def test_sigkill_mid_exploration_then_resume(tmp_path, full, cands):
     assert 2 <= len(done) < ref.tried and done <= started
 
     ev = Counting()
+    with Journal(journal) as j:  # the dead worker's claim: leased for 1 s more at most
+        held = [c for c in j.claims("default") if c["worker"] and not c["done"]]
+        assert len(held) == 1 and held[0]["index"] not in done
     r = explore_candidates(cands, ev, OBJ, full, journal, "default", progress=False)
     assert not set(ev.calls) & done, "a finished candidate was evaluated again"
     assert set(ev.calls) | done == {row["index"] for row in ref.rows}
@@ -336,14 +360,22 @@ def test_sigkill_mid_exploration_then_resume(tmp_path, full, cands):
     assert r.reused == len(done)
     with Journal(journal) as j:
         assert j.integrity_check() == "ok"
+        state = {c["index"]: c for c in j.claims("default")}
+    if held[0]["index"] in ev.calls:  # taken over once the lease ran out
+        assert state[held[0]["index"]]["attempts"] == 2
 
 
-def test_two_worker_processes_share_a_journal(tmp_path, full, cands):
+def _calls_started(path):
+    return bool(_read_calls(path))
+
+
+def test_two_worker_processes_share_a_journal(tmp_path, new_journal, full, cands):
     ref = explore_candidates(cands, ew.evaluate, OBJ, full, tmp_path / "ref.sqlite",
                              "default", progress=False)
-    journal, calls = tmp_path / "j.sqlite", tmp_path / "calls.txt"
-    procs = [_worker(journal, calls, "--sleep", 0.1, "--worker", i, "--workers", 2,
-                     "--wait", 60, "--out", tmp_path / f"r{i}.json") for i in range(2)]
+    journal, calls = new_journal(), tmp_path / "calls.txt"
+    procs = [_worker(journal, calls, "--sleep", 0.1, "--worker", i, "--lease", 5,
+                     "--barrier", tmp_path / "barrier", "--barrier_n", 2,
+                     "--out", tmp_path / f"r{i}.json") for i in range(2)]
     for p in procs:
         out, _ = p.communicate(timeout=180)
         assert p.returncode == 0, out.decode()[-2000:]
@@ -358,5 +390,6 @@ def test_two_worker_processes_share_a_journal(tmp_path, full, cands):
     with Journal(journal) as j:
         rows = j.finished("default")
         assert j.integrity_check() == "ok"
-    assert all(row["worker"] == row["position"] % 2 for row in rows.values())
+    assert {row["worker"].split("@")[0] for row in rows.values()} == {"0", "1"}
     assert set(rows) >= {row["index"] for row in ref.rows}
+    assert set(rows) == {int(i) for _, i in _read_calls(calls)}

@@ -1,7 +1,8 @@
-"""Exploration: objectives, candidate order, a crash-safe shared journal, reports.
+"""Exploration: objectives, candidate order, a shared journal with work claims, reports.
 
 Independent of how candidates are built: give it `Candidate`s and a callable
-that fine-tunes and measures one (WOOTZ.md steps 6-7).
+that fine-tunes and measures one (WOOTZ.md steps 6-7). The journal is an
+SQLite file (one machine) or a PostgreSQL database (workers on any machines).
 
 Example:
     >>> from wootz_keras.search import parse_objective, Candidate
@@ -9,8 +10,10 @@ Example:
     'smallest params with accuracy >= full x (1 - 0.01)'
 """
 
+from wootz_keras.search.backends import describe_journal  # noqa: F401
 from wootz_keras.search.journal import (  # noqa: F401
     MODES,
+    Claim,
     Journal,
     JournalMismatchError,
     candidates_hash,

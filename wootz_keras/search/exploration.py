@@ -1,4 +1,4 @@
-"""Explore candidates under an objective, resumably and across workers.
+"""Explore candidates under an objective, resumably, with any number of workers.
 
 This layer knows nothing about how a candidate network is built or trained:
 it takes `Candidate`s and a callable `evaluate(candidate)` that fine-tunes
@@ -7,16 +7,20 @@ and measures one, returning ``{"init_accuracy": ..., "final_accuracy": ...}``
 times each call, records it in a `Journal` once it is complete, and stops
 early as the objective allows (WOOTZ.md step 6).
 
-Workers. With `num_workers=p`, worker `i` takes the ordered positions
-i, i+p, i+2p, ... Before each candidate it re-reads the shared journal,
-skips candidates already finished (this is also how a crashed run resumes),
-and stops once the journal holds a candidate that meets the target at an
-earlier position than its next one. The winner is the met candidate with
-the smallest position among the finished ones, so p workers choose the same
-winner as one worker -- once every position before it is finished. A worker
-that stops while another still owns an earlier position returns a result
-with `complete=False`; call `wait_for_others(...)` (or `summarize(...)`
-after all workers have exited) to get the final answer.
+Workers. Work is claimed, not pre-assigned: each worker (a process calling
+`explore_candidates` on the same journal -- an SQLite file on one machine,
+or a PostgreSQL URL from any machine) repeatedly claims the first
+unfinished position in objective order, evaluates it while a heartbeat
+renews its lease, and records it. Workers may start or stop at any time; a
+position whose worker died is taken over once its lease expires. Claims
+stop at the first position whose candidate meets the target, and the
+winner is the met candidate with the smallest position, so any number of
+workers choose the winner one worker chooses. A worker returns once no
+unfinished position remains before the winner (waiting for positions that
+live workers hold, taking over expired ones), so every worker returns the
+final answer. A worker whose claim was taken over (its lease expired while
+it was stalled) discards its result and says so; the position keeps the
+result of the worker that took it over.
 
 Example:
     >>> import tempfile, os
@@ -37,7 +41,8 @@ import math
 import numbers
 import time
 
-from wootz_keras.search.journal import Journal, candidates_hash, now
+from wootz_keras.search.journal import DEFAULT_LEASE, Journal, candidates_hash, now
+from wootz_keras.search.leases import Heartbeat, worker_id
 from wootz_keras.search.objectives import Candidate, Objective, objective_from_dict, \
     parse_objective
 from wootz_keras.utils.progress import Progress
@@ -53,9 +58,12 @@ class ExploreResult:
         workers and all runs: evaluated now + reused from the journal).
     seconds: the sum of their evaluate() times. complete: True when the
         answer is final (every position before the winner, or every
-        position when there is no met candidate, is finished).
+        position when there is no met candidate, is finished) -- for the
+        first `max_positions` positions when that was given.
     pending: ordered positions that still block a final answer.
-    evaluated / reused / wall_seconds: what this call itself did.
+    evaluated / reused / wall_seconds: what this call itself did;
+    discarded: indices this worker evaluated but did not record because its
+    claim had been taken over; worker: this worker's id.
     """
 
     mode: str
@@ -73,6 +81,9 @@ class ExploreResult:
     evaluated: int = 0
     reused: int = 0
     wall_seconds: float = 0.0
+    max_positions: object = None
+    discarded: list = dataclasses.field(default_factory=list)
+    worker: object = None
 
     def to_dict(self):
         """A JSON-ready dict; `ExploreResult.from_dict` reads it back."""
@@ -111,7 +122,10 @@ def _fmt_candidate(row):
     return f"#{row['index']} ({row['params']:,} params, {row['flops']:,} flops)"
 
 
-def _summarize(ordered, finished, objective, full_accuracy, mode):
+def _summarize(ordered, finished, objective, full_accuracy, mode, max_positions=None):
+    num_candidates = len(ordered)
+    if max_positions is not None:
+        ordered = ordered[:max_positions]
     position = {c.index: i for i, c in enumerate(ordered)}
     rows = []
     for idx, row in finished.items():
@@ -134,38 +148,32 @@ def _summarize(ordered, finished, objective, full_accuracy, mode):
         winner = objective.fallback(rows)
     complete = not pending
     best = max(rows, key=lambda r: (r["final_accuracy"], -r["position"])) if rows else None
+    of = f"{tried} of {len(ordered)} tried"
+    if max_positions is not None and len(ordered) < num_candidates:
+        of += f" (the first {len(ordered)} of {num_candidates} positions)"
 
     if not ordered:
         message = f"{mode}: no candidate to try for {objective.describe()}"
     elif met:
         message = (f"{mode}: {_fmt_candidate(winner)} meets {target_text} with final accuracy "
-                   f"{winner['final_accuracy']:.4f}; {tried} of {len(ordered)} tried")
+                   f"{winner['final_accuracy']:.4f}; {of}")
     elif winner is not None:
         message = (f"{mode}: no candidate met {target_text}; the most accurate is "
-                   f"{_fmt_candidate(winner)} at {winner['final_accuracy']:.4f}; "
-                   f"{tried} of {len(ordered)} tried")
+                   f"{_fmt_candidate(winner)} at {winner['final_accuracy']:.4f}; {of}")
     elif best is not None:
         message = (f"{mode}: no candidate met {target_text}; best was {_fmt_candidate(best)} "
-                   f"at {best['final_accuracy']:.4f}; {tried} of {len(ordered)} tried")
+                   f"at {best['final_accuracy']:.4f}; {of}")
     else:
         message = f"{mode}: no candidate met {target_text}; none tried yet"
     if not complete and ordered:
         message += (f" (not final: {len(pending)} earlier position(s) unfinished, "
-                    f"e.g. {pending[:5]}; see wait_for_others)")
+                    f"e.g. {pending[:5]})")
     return ExploreResult(mode=mode, objective=objective.to_dict(),
                          full_accuracy=float(full_accuracy),
                          target=objective.target(full_accuracy), winner=winner,
                          complete=complete, message=message, tried=tried, seconds=seconds,
-                         rows=rows, num_candidates=len(ordered), pending=pending)
-
-
-def _first_met_position(ordered_index, finished, objective, full_accuracy):
-    best = None
-    for idx, row in finished.items():
-        pos = ordered_index.get(idx)
-        if pos is not None and (best is None or pos < best) and objective.is_met(row, full_accuracy):
-            best = pos
-    return best
+                         rows=rows, num_candidates=num_candidates, pending=pending,
+                         max_positions=max_positions)
 
 
 def _outcome(out, candidate):
@@ -186,7 +194,7 @@ def _outcome(out, candidate):
 
 
 class _Journal:
-    """Use a Journal as given, or open (and later close) one from a path."""
+    """Use a Journal as given, or open (and later close) one from a path or URL."""
 
     def __init__(self, journal):
         self.own = not isinstance(journal, Journal)
@@ -200,47 +208,96 @@ class _Journal:
             self.journal.close()
 
 
-def _prepare(candidates, objective, full_accuracy, worker_index=0, num_workers=1):
+def _prepare(candidates, objective, full_accuracy, max_positions=None):
     objective = _as_objective(objective)
     full_accuracy = _check_full_accuracy(full_accuracy)
     candidates = list(candidates)
     for c in candidates:
         if not isinstance(c, Candidate):
             raise ValueError(f"candidates must be Candidate objects, got {c!r}")
-    if (isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral)
-            or num_workers < 1):
-        raise ValueError(f"num_workers must be a positive int, got {num_workers!r}")
-    if (isinstance(worker_index, bool) or not isinstance(worker_index, numbers.Integral)
-            or not 0 <= worker_index < num_workers):
-        raise ValueError(f"worker_index must be in [0, {num_workers}), got {worker_index!r}")
+    if max_positions is not None and (isinstance(max_positions, bool) or not isinstance(
+            max_positions, numbers.Integral) or max_positions < 0):
+        raise ValueError(f"max_positions must be a non-negative int or None, got "
+                         f"{max_positions!r}")
     return candidates, objective, full_accuracy, objective.order(candidates)
 
 
-def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, mode,
-                       worker_index=0, num_workers=1, progress=True, settings=None,
-                       max_positions=None):
+def _check_positive(name, value, kind=numbers.Real):
+    if (isinstance(value, bool) or not isinstance(value, kind)
+            or not math.isfinite(value) or value <= 0):
+        what = "int" if kind is numbers.Integral else "number"
+        raise ValueError(f"{name} must be a positive {what}, got {value!r}")
+    return value
+
+
+class _Log:
+    def __init__(self, progress, worker):
+        self.on = progress
+        self.worker = worker
+
+    def __call__(self, text):
+        if self.on:
+            print(f"[{self.worker}] {text}", flush=True)
+
+
+def _evaluate_claims(evaluate, claims, ordered, batch_size):
+    """Run evaluate on the claimed candidates: [(init, final, extra, seconds, started)]."""
+    cands = [ordered[c.position] for c in claims]
+    started = now()
+    t0 = time.perf_counter()
+    if batch_size == 1:
+        outs = [evaluate(cands[0])]
+    else:
+        outs = evaluate(list(cands))
+        if not isinstance(outs, (list, tuple)) or len(outs) != len(cands):
+            raise ValueError(f"evaluate(<{len(cands)} candidates>) must return a list of "
+                             f"{len(cands)} result dicts (batch_size={batch_size}), got {outs!r}")
+    seconds = (time.perf_counter() - t0) / len(cands)
+    return [(*_outcome(out, c), seconds, started) for out, c in zip(outs, cands)]
+
+
+def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, mode, *,
+                       worker=None, progress=True, settings=None, max_positions=None,
+                       batch_size=1, lease=DEFAULT_LEASE, wait=True, poll_interval=1.0,
+                       worker_index=None, num_workers=None):
     """Evaluate candidates in objective order until the objective is met.
 
     Args:
         candidates: `Candidate`s (unique indices).
         evaluate: `evaluate(candidate) -> {"init_accuracy", "final_accuracy", ...}`;
-            trains/measures one candidate. Exceptions propagate; nothing is
-            recorded for a candidate whose evaluate() did not return.
+            trains/measures one candidate. Exceptions propagate (the claims
+            are released first); nothing is recorded for a candidate whose
+            evaluate() did not return. With `batch_size > 1` it receives a
+            list of up to `batch_size` candidates (claimed together, in
+            objective order) and returns a list of result dicts, one each;
+            each row's `seconds` is the batch's time / its size.
         objective: an `Objective`, its dict, or a string for `parse_objective`.
         full_accuracy: the unpruned model's accuracy (the target's base).
-        journal: a `Journal` or a path (opened and closed here).
+        journal: a `Journal`, a path (SQLite) or a `postgresql://` URL
+            (opened and closed here). Workers share work through it.
         mode: "default" or "composed".
-        worker_index, num_workers: this worker's shard of the ordered positions.
+        worker: a label for this worker (e.g. its TF_CONFIG index); its id,
+            stored with its claims and rows, is '[label@]host:pid:random'.
         progress: print progress (line by line in logs) and the result message.
         settings: JSON-able fine-tuning settings; stored in the mode's journal
             header with the objective, candidate hash and full accuracy.
             Resuming with any of these changed raises `JournalMismatchError`.
-        max_positions: only the first `max_positions` ordered positions are
-            explored (and the answer is final for them alone).
+        max_positions: only the first `max_positions` positions in objective
+            order are claimed and considered; `complete` then says whether
+            the answer is final for them (not part of the header: a later
+            call without it continues the same exploration).
+        lease: seconds a claim stays valid without renewal (renewed every
+            lease/3 while evaluate runs); a worker silent for longer may have
+            its position taken over.
+        wait: when every claimable position is taken, wait for the positions
+            other live workers hold (taking over those whose lease expires)
+            so that the answer is final; False returns at once (maybe with
+            `complete=False`). poll_interval: seconds between those checks.
+        worker_index, num_workers: deprecated (the static split is gone);
+            `worker_index` labels the worker when `worker` is not given.
 
     Returns:
-        `ExploreResult`. `complete=False` means other workers still own
-        earlier positions: see `wait_for_others`.
+        `ExploreResult`.
 
     Example:
         >>> import tempfile, os
@@ -248,64 +305,108 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
         >>> cands = [Candidate(i, (0.1 * i,), 100 - i, 0) for i in range(5)]
         >>> path = os.path.join(tempfile.mkdtemp(), "j.sqlite")
         >>> r = explore_candidates(cands, lambda c: {"final_accuracy": 0.5}, "smallest_params",
-        ...                        0.9, path, "default", progress=False)
-        >>> r.winner is None, r.tried
-        (True, 5)
+        ...                        0.9, path, "default", progress=False, max_positions=3)
+        >>> r.winner is None, r.tried, r.complete
+        (True, 3, True)
     """
     candidates, objective, full_accuracy, ordered = _prepare(
-        candidates, objective, full_accuracy, worker_index, num_workers)
+        candidates, objective, full_accuracy, max_positions)
     if not callable(evaluate):
         raise ValueError(f"evaluate must be callable, got {evaluate!r}")
-    ordered_index = {c.index: i for i, c in enumerate(ordered)}
-    limit = len(ordered) if max_positions is None else min(int(max_positions), len(ordered))
-    mine = list(range(worker_index, limit, num_workers))
+    batch_size = int(_check_positive("batch_size", batch_size, numbers.Integral))
+    lease = float(_check_positive("lease", lease))
+    poll_interval = float(_check_positive("poll_interval", poll_interval))
+    me = worker_id(worker if worker is not None else worker_index)
+    log = _Log(progress, me)
+    considered = len(ordered) if max_positions is None else min(max_positions, len(ordered))
     t_start = time.perf_counter()
-    evaluated = reused = 0
-
-    bar = None
-    if progress and mine:
-        bar = Progress(len(mine), f"explore {mode}", unit="candidate", every=1)
+    evaluated = 0
+    discarded = []
     best = None
-    shown = 0
+
     with _Journal(journal) as j:
-        j.begin(mode, _header(objective, candidates, full_accuracy, settings))
-        for k, pos in enumerate(mine):
-            finished = j.finished(mode)
-            met_pos = _first_met_position(ordered_index, finished, objective, full_accuracy)
-            if met_pos is not None and met_pos < pos:
-                break
-            cand = ordered[pos]
-            if cand.index in finished:
-                reused += 1
-                shown = k + 1
+        j.begin(mode, _header(objective, candidates, full_accuracy, settings),
+                order=[c.index for c in ordered])
+        finished = j.finished(mode)
+        position = {c.index: p for p, c in enumerate(ordered)}
+        j.mark_met(mode, [i for i, row in finished.items()
+                          if i in position and objective.is_met(row, full_accuracy)])
+        reused = sum(1 for i in finished if position.get(i, considered) < considered)
+        bar = None
+        if progress and considered:
+            bar = Progress(considered, f"explore {mode}", unit="candidate", every=1)
+            if reused:
+                bar.update(j.done_count(mode, max_positions), reused=reused)
+        waiting_on = None
+        with Heartbeat(j, lease) as heartbeat:
+            while True:
+                claims = j.claim(mode, me, n=batch_size, lease=lease,
+                                 max_positions=max_positions)
+                if not claims:
+                    left = j.unfinished(mode, max_positions)
+                    if not left or not wait:
+                        break
+                    held = [u for u in left if u["worker"] is not None]
+                    shown = tuple((u["position"], u["worker"]) for u in held)
+                    if held and shown != waiting_on:
+                        u = held[0]
+                        log(f"waiting for {len(held)} position(s) held by other workers, e.g. "
+                            f"#{u['index']} (position {u['position']}) by {u['worker']}, "
+                            f"lease {u['lease_left']:.0f} s left")
+                    waiting_on = shown
+                    soonest = min((u["lease_left"] for u in held), default=0.0)
+                    time.sleep(min(poll_interval, max(0.05, soonest + 0.01)))
+                    continue
+                for c in claims:
+                    if c.previous is not None:
+                        log(f"took over #{c.index} (position {c.position}) from {c.previous} "
+                            f"(its lease expired)")
+                heartbeat.hold(claims)
+                try:
+                    outcomes = _evaluate_claims(evaluate, claims, ordered, batch_size)
+                except BaseException:
+                    heartbeat.drop()
+                    try:
+                        j.release(claims)
+                    except ValueError:
+                        pass  # the lease expires by itself
+                    raise
+                heartbeat.drop()
+                for c, (init, final, extra, seconds, started) in zip(claims, outcomes):
+                    cand = ordered[c.position]
+                    met = objective.is_met(final, full_accuracy)
+                    if j.record(mode, cand, claim=c, init_accuracy=init, final_accuracy=final,
+                                seconds=seconds, started=started, finished=now(), extra=extra,
+                                met=met):
+                        evaluated += 1
+                        best = final if best is None else max(best, final)
+                    else:
+                        discarded.append(cand.index)
+                        holder = next((r["worker"] for r in j.claims(mode)
+                                       if r["position"] == c.position), None)
+                        log(f"lost the claim on #{cand.index} (position {c.position}): its "
+                            f"lease expired and {holder} took it over; result discarded "
+                            f"(final {final:.4f})")
                 if bar is not None:
-                    bar.update(shown, reused=reused)
-                continue
-            started = now()
-            t0 = time.perf_counter()
-            init, final, extra = _outcome(evaluate(cand), cand)
-            seconds = time.perf_counter() - t0
-            j.record(mode, cand, init_accuracy=init, final_accuracy=final, seconds=seconds,
-                     position=pos, worker=worker_index, started=started, finished=now(),
-                     extra=extra)
-            evaluated += 1
-            best = final if best is None else max(best, final)
-            shown = k + 1
-            if bar is not None:
-                values = {"init": init} if init is not None else {}
-                bar.update(shown, **values, final=final, best=best)
+                    values = {"init": outcomes[-1][0]} if outcomes[-1][0] is not None else {}
+                    if best is not None:
+                        values.update(final=outcomes[-1][1], best=best)
+                    bar.update(j.done_count(mode, max_positions), **values)
         if bar is not None:
             bar.close()
-        result = _summarize(ordered[:limit], j.finished(mode), objective, full_accuracy, mode)
+        result = _summarize(ordered, j.finished(mode), objective, full_accuracy, mode,
+                            max_positions)
     result.evaluated = evaluated
     result.reused = reused
+    result.discarded = discarded
+    result.worker = me
     result.wall_seconds = time.perf_counter() - t_start
     if progress:
         print(result.message)
     return result
 
 
-def summarize(candidates, objective, full_accuracy, journal, mode):
+def summarize(candidates, objective, full_accuracy, journal, mode, max_positions=None):
     """The current `ExploreResult` of a mode, read from the journal (evaluates nothing).
 
     Raises `JournalMismatchError` if the journal's header for `mode` has
@@ -320,20 +421,21 @@ def summarize(candidates, objective, full_accuracy, journal, mode):
         False
     """
     candidates, objective, full_accuracy, ordered = _prepare(candidates, objective,
-                                                             full_accuracy)
+                                                             full_accuracy, max_positions)
     with _Journal(journal) as j:
         j.check(mode, _header(objective, candidates, full_accuracy))
-        return _summarize(ordered, j.finished(mode), objective, full_accuracy, mode)
+        return _summarize(ordered, j.finished(mode), objective, full_accuracy, mode,
+                          max_positions)
 
 
 def wait_for_others(candidates, objective, full_accuracy, journal, mode, timeout=None,
-                    poll_interval=1.0):
+                    poll_interval=1.0, max_positions=None):
     """Poll the journal until the mode's answer is final (`complete`) or `timeout` s.
 
-    For a worker that stopped early while others still run earlier
-    positions. `timeout=None` waits indefinitely -- a worker that died
-    leaves its positions unfinished: re-run that worker (it resumes) and
-    the wait ends. Returns the last `ExploreResult` (check `.complete`).
+    For a process that watches an exploration without exploring (explorers
+    themselves wait by default: `explore_candidates(wait=True)`). It
+    evaluates and claims nothing, so it ends only when explorers finish the
+    positions. Returns the last `ExploreResult` (check `.complete`).
 
     Example:
         >>> import tempfile, os
@@ -347,7 +449,7 @@ def wait_for_others(candidates, objective, full_accuracy, journal, mode, timeout
     deadline = None if timeout is None else time.monotonic() + float(timeout)
     with _Journal(journal) as j:
         while True:
-            result = summarize(candidates, objective, full_accuracy, j, mode)
+            result = summarize(candidates, objective, full_accuracy, j, mode, max_positions)
             if result.complete:
                 return result
             if deadline is not None and time.monotonic() >= deadline:
