@@ -35,9 +35,9 @@ setup(
         "scikit-learn",
         "mlxtend",
         "matplotlib",
-        "psycopg[binary]>=3.1",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"postgres": ["psycopg[binary]>=3.1"],
+                    "test": ["pytest", "hypothesis", "psycopg[binary]>=3.1"]},
     entry_points={
         "console_scripts": [f"{cmd}=wootz_keras.tools.{mod}:run" for cmd, mod in TOOLS.items()],
     },

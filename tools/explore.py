@@ -33,8 +33,10 @@ flags.DEFINE_string("plan", None, "auto mode: the plan whose blocks to pre-train
 flags.DEFINE_integer("pretrain_steps", 300, "auto mode: pre-training steps.")
 flags.DEFINE_string("objective", "smallest_params:alpha=0.01", "smallest_params|smallest_flops"
                     "[:alpha=A] or most_accurate:max_params=N|max_flops=N, or a JSON objective.")
-flags.DEFINE_string("journal", "explore.sqlite", "SQLite file or postgresql://user@host:port/db "
-                    "URL of finished candidates (resume, shared by workers).")
+flags.DEFINE_string("journal", "explore.sqlite", "Journal of finished candidates and work "
+                    "claims: an SQLite file (one machine) or postgresql://user@host:port/db "
+                    "(workers on several machines; password from ~/.pgpass or PGPASSWORD). "
+                    "Resumes a killed run; any number of workers share it.")
 cli.define_data_flags()
 flags.DEFINE_integer("val_size", 4000, "Validation examples carved from the training data.")
 flags.DEFINE_integer("max_steps", 600, "Fine-tuning step budget per candidate.")
@@ -64,6 +66,10 @@ def main(argv):
         cli.check_at_least(flag, low)
     cli.check_positive_float("learning_rate")
     explicit = cli.read_modules_json(FLAGS.modules_json)
+    from wootz_keras.search import Journal, describe_journal
+    from wootz_keras.search.backends import is_url
+    if is_url(FLAGS.journal):
+        Journal(FLAGS.journal).close()          # an unreachable server fails here, in seconds
     import wootz_keras as wz
     from wootz_keras.compose import PretrainedBlocks
     from wootz_keras.planner import Plan, find_modules
@@ -84,7 +90,8 @@ def main(argv):
     data = prepare_data(Settings(val_size=FLAGS.val_size, train_size=None, seed=FLAGS.seed),
                         spec, model=teacher, image_size=image_size)
     print(f"exploring {len(configs)} candidate(s) of {teacher.name} ({mode} mode) for "
-          f"{objective.describe()} on {data.source}; journal {FLAGS.journal}", flush=True)
+          f"{objective.describe()} on {data.source}; journal {describe_journal(FLAGS.journal)}",
+          flush=True)
     extra = {}
     if mode == "auto":
         extra = dict(pretrain_steps=FLAGS.pretrain_steps, blocks=blocks,

@@ -36,6 +36,11 @@ flags.DEFINE_integer("pretrain_steps", None, "Override: block pre-training steps
 flags.DEFINE_integer("max_steps", None, "Override: fine-tuning step budget per candidate.")
 flags.DEFINE_integer("train_size", None, "Override: training examples used.")
 flags.DEFINE_integer("val_size", None, "Override: validation examples carved from training.")
+flags.DEFINE_string("journal", None, "Journal of the explorations: an SQLite file (default "
+                    "<out_dir>/journal.sqlite) or postgresql://user@host:port/db, shared by "
+                    "wootz-run on several machines (docs/multi_machine.md).")
+flags.DEFINE_enum("stop_after", None, ["plan"], "Stop once the teacher, configurations and plan "
+                  "are written (to pre-train the blocks on several machines).")
 flags.DEFINE_string("json", None, "Also write the run's figures to this JSON file.")
 
 
@@ -61,13 +66,21 @@ def main(argv):
     export_dir = FLAGS.export_dir
     if export_dir is None:
         export_dir = os.path.join("exported", f"wootz_{FLAGS.scale}_winner")
+    if FLAGS.journal:
+        from wootz_keras.search import Journal
+        from wootz_keras.search.backends import is_url
+        if is_url(FLAGS.journal):
+            Journal(FLAGS.journal).close()      # an unreachable server fails here, in seconds
     from wootz_keras.utils.io import write_json
     from wootz_keras.workflow.pipeline import prepare_data, run_pipeline
     from wootz_keras.workflow.summary import closing_summary
     model = cli.load_model_flag(allow_zoo=False)[0] if FLAGS.model else None
     data = prepare_data(settings, spec, model=model, image_size=image_size)
     figures = run_pipeline(settings, out_dir, export_dir or None, teacher=model, data=data,
-                           loss=FLAGS.loss, metric=FLAGS.metric)
+                           loss=FLAGS.loss, metric=FLAGS.metric, journal=FLAGS.journal,
+                           stop_after=FLAGS.stop_after)
+    if FLAGS.stop_after:
+        return
     print(closing_summary(figures, out_dir, export_dir or None))
     if FLAGS.json:
         write_json(FLAGS.json, figures, default=str)

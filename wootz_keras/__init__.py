@@ -13,6 +13,10 @@ a GPU); `wz.export` imports TensorFlow, TFLite and ONNX tools when called.
 
 __version__ = "0.2.0"
 
+from wootz_keras.utils import native_logs as _native_logs
+
+_native_logs.quiet_for_commands()  # a wootz-* command: TF's native start-up lines stay off the console
+
 from wootz_keras.compose import Assembler, PretrainedBlocks, assemble, pretrain_blocks
 from wootz_keras.export.api import ExportError, export
 from wootz_keras.graph import (

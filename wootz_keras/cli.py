@@ -21,27 +21,18 @@ Example:
 
 import functools
 import json
-import logging
 import os
-import re
 import sys
-import threading
 import traceback
 
 from absl import app, flags
+
+from wootz_keras.utils import native_logs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's and the converters' own log output.")
 
 _PROG = ["wootz"]
-
-# C++ log lines of TensorFlow / XLA / absl (`I0000 00:00:17.. 123 file.cc:45] ...`,
-# `2025-01-01 10:00:00.000: E tensorflow/...`) and absl's pre-init notice.
-_NATIVE_LOG = re.compile(rb"^([IWEF]\d{4} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |"
-                         rb"WARNING: All log messages before absl::InitializeLog|"
-                         rb"To enable the following instructions:|"
-                         rb"WARNING:tensorflow:|W0000|E0000|I0000)")
-
 
 class UsageError(ValueError):
     """A flag value is missing or malformed (exit status 2)."""
@@ -61,66 +52,8 @@ def fail(message, code=1):
     """Print ``<prog>: error: <message>`` as one line on stderr and exit with `code`."""
     sys.stdout.flush()
     print(f"{_PROG[0]}: error: {one_line(message)}", file=sys.stderr, flush=True)
-    _NativeLogFilter.stop()
+    native_logs.stop()
     sys.exit(code)
-
-
-class _NativeLogFilter:
-    """Drops TensorFlow's native log lines from file descriptor 2 (they bypass
-    Python's logging), forwarding everything else to the real stderr."""
-
-    _active = None
-
-    def __init__(self):
-        self.saved = os.dup(2)
-        read_fd, write_fd = os.pipe()
-        os.dup2(write_fd, 2)
-        os.close(write_fd)
-        self.reader = os.fdopen(read_fd, "rb", buffering=0)
-        self.thread = threading.Thread(target=self._pump, daemon=True)
-        self.thread.start()
-
-    def _pump(self):
-        pending = b""
-        while True:
-            chunk = self.reader.read(65536)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not _NATIVE_LOG.match(line):
-                    os.write(self.saved, line + b"\n")
-        if pending and not _NATIVE_LOG.match(pending):
-            os.write(self.saved, pending)
-
-    @classmethod
-    def start(cls):
-        if cls._active is None:
-            cls._active = cls()
-
-    @classmethod
-    def stop(cls):
-        f = cls._active
-        if f is None:
-            return
-        cls._active = None
-        sys.stderr.flush()
-        os.dup2(f.saved, 2)         # closes the pipe's write end: the pump sees EOF
-        f.thread.join(timeout=5)
-        os.close(f.saved)
-
-
-def quiet_native_logs():
-    """Keep TensorFlow's native (C++) log lines and Python warnings chatter off
-    the console for the rest of the process (call before importing it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    _NativeLogFilter.start()
-    for name in ("tensorflow", "tf2onnx", "absl", "h5py"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import warnings
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _parse_flags(argv):
@@ -134,8 +67,10 @@ def _parse_flags(argv):
 def _guarded(main, argv):
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])} (flags look like --name=value)", 2)
-    if not FLAGS.verbose:
-        quiet_native_logs()
+    if FLAGS.verbose:
+        native_logs.stop()
+    else:
+        native_logs.quiet()
     try:
         code = main(argv)
     except UsageError as e:
@@ -149,7 +84,7 @@ def _guarded(main, argv):
     except Exception as e:  # noqa: BLE001 - anything else still gets a one-line reason
         _debug_traceback()
         fail(f"{type(e).__name__}: {e}", 1)
-    _NativeLogFilter.stop()
+    native_logs.stop()
     return code
 
 

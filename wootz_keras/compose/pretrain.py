@@ -68,8 +68,9 @@ def pretrain_blocks(teacher, plan, dataset, steps=200, strategy=None, learning_r
     """Pre-train every block of `plan` teacher-student, group by group.
 
     dataset: real training images, as an array, an `(images, labels)` pair,
-    a batched tf.data.Dataset of images or of (images, labels), or a
-    keras.utils.PyDataset; it is repeated as needed (labels are ignored). strategy: a tf.distribute strategy (TensorFlow backend; default:
+    a `wootz_keras.data.Split`, a batched tf.data.Dataset of images or of
+    (images, labels), or a keras.utils.PyDataset; it is repeated as needed
+    (labels are ignored). strategy: a tf.distribute strategy (TensorFlow backend; default:
     the current one); other Keras backends train the same multiplexing
     model with `fit`. Returns PretrainedBlocks with the weights of every
     block keyed by layer name, and the seconds it took.
@@ -118,8 +119,10 @@ def _student_weights(student):
 
 def _image_batches(dataset, batch_size, seed):
     """An endless iterator of image batches (labels, if any, dropped)."""
-    if isinstance(dataset, np.ndarray) or (isinstance(dataset, (tuple, list))
-                                           and len(dataset) == 2):
+    if hasattr(dataset, "batches") and hasattr(dataset, "numpy"):      # a data.Split
+        pass
+    elif isinstance(dataset, np.ndarray) or (isinstance(dataset, (tuple, list))
+                                             and len(dataset) == 2):
         x = np.asarray(dataset[0] if isinstance(dataset, (tuple, list)) else dataset)
         if x.ndim < 2:
             raise ValueError("dataset must be images, an (images, labels) pair, a tf.data.Dataset "
@@ -156,6 +159,8 @@ def _train_distributed(teacher, assembler, blocks, dataset, steps, strategy, lea
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()
+    if hasattr(dataset, "batches") and hasattr(dataset, "numpy"):      # a data.Split
+        dataset = dataset.batches(batch_size, shuffle=True, seed=seed)
     if isinstance(dataset, tf.data.Dataset):
         images = dataset.map(lambda *b: b[0]).repeat()
     elif isinstance(dataset, keras.utils.PyDataset):

@@ -226,7 +226,7 @@ def measure_medians(assembler, configs, blocks, data, settings, path, log=print,
 
 
 def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir, full_accuracy,
-                log=print, composed=False, loss=None, metric=None):
+                log=print, composed=False, loss=None, metric=None, journal=None):
     """The explorations of a run, all in one journal: `settings.mode` first,
     then default pruning side by side (`settings.compare_default`), and the
     composed mode on its own when `composed` (the benchmark's figures).
@@ -234,7 +234,7 @@ def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
     Every mode shares the journal's rows: default rows auto made are the
     default exploration's first rows, composed rows likewise.
     """
-    journal = os.path.join(out_dir, "journal.sqlite")
+    journal = journal or os.path.join(out_dir, "journal.sqlite")
     val = Evaluator(data.val, metric)
     test = Evaluator(data.test, val.metric, what="test data")
     common = dict(objective=settings.objective, journal=journal, protocol=settings.protocol,
@@ -264,7 +264,8 @@ def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
 
 def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel", "tflite",
                                                                      "onnx"),
-                 teacher=None, data=None, loss=None, metric=None, composed=False, log=None):
+                 teacher=None, data=None, loss=None, metric=None, composed=False, log=None,
+                 journal=None, stop_after=None):
     """Run the whole pipeline; returns the run's figures (as in figures.json).
 
     teacher: the user's trained Keras model (None: train the preset's
@@ -272,8 +273,11 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
     `prepare_data`); loss / metric: how candidates are fine-tuned and
     judged (None: the teacher's compiled ones, else cross-entropy and
     accuracy, see `wootz_keras.data.training_spec`); composed: also explore
-    the composed mode on its own (the benchmark does). See the module
-    docstring for the stages and the files they leave.
+    the composed mode on its own (the benchmark does); journal: an SQLite
+    path or postgresql:// URL (default `<out_dir>/journal.sqlite`; machines
+    sharing a URL share the exploration, see docs/multi_machine.md);
+    stop_after="plan" stops once the teacher, configurations and plan are on
+    disk. See the module docstring for the stages and the files they leave.
     """
     from wootz_keras.data import training_spec
     log = log or RunLog()
@@ -297,6 +301,9 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
     cov = plan.coverage
     log(f"plan: {len(configs)} configs, {len(plan.blocks)} tuning blocks covering "
         f"{cov.fraction:.1%} of module slots, {cov.blocks_per_config:.2f} per config")
+    if stop_after == "plan":
+        log(f"stopped after planning: {out_dir} holds the teacher, configs.json and plan.json")
+        return {"run_dir": out_dir, "stopped_after": "plan"}
     blocks_dir = os.path.join(out_dir, "blocks")
     cache = {}
 
@@ -306,7 +313,8 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
         return cache["blocks"]
 
     results = explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
-                          full_accuracy, log, composed=composed, loss=loss, metric=metric)
+                          full_accuracy, log, composed=composed, loss=loss, metric=metric,
+                          journal=journal)
     init = medians = None
     if "blocks" in cache:
         blocks = cache["blocks"]

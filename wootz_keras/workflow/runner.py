@@ -102,10 +102,19 @@ def save_candidate(model, directory, mode, index):
     return path
 
 
-def protocol_settings(protocol, seed, val, metric_name):
-    """The journal header's settings: everything a row's result depends on."""
-    return {"protocol": protocol.to_dict(), "seed": int(seed), "val_size": len(val),
-            "metric": metric_name}
+def protocol_settings(protocol, seed, val, metric_name, train=None):
+    """The journal header's settings: everything a row's result depends on
+    (an explorer joining with other settings is refused)."""
+    out = {"protocol": protocol.to_dict(), "seed": int(seed), "val_size": len(val),
+           "metric": metric_name}
+    if isinstance(train, (tuple, list)) and len(train) == 2:
+        count = len(train[1])
+    else:
+        count = getattr(train, "count", None)
+        count = count if isinstance(count, int) else None
+    if count is not None:
+        out["train_size"] = int(count)
+    return out
 
 
 def explore(teacher, configs, train, val, objective="smallest_params:alpha=0.01", blocks=None,
@@ -159,7 +168,7 @@ def explore(teacher, configs, train, val, objective="smallest_params:alpha=0.01"
         check_validation_size(len(val), target)
     if worker is None and os.environ.get("TF_CONFIG"):
         worker = str(worker_from_tf_config()[0])
-    settings = protocol_settings(protocol, seed, val, getattr(val.metric, "name", "metric"))
+    settings = protocol_settings(protocol, seed, val, getattr(val.metric, "name", "metric"), train)
     common = dict(loss=loss, test=test, seed=seed, keep_dir=keep_dir)
     if mode == "auto":
         from wootz_keras.workflow.auto import explore_auto
