@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from wootz_keras.graph.channel_rules import slice_by_axes
 from wootz_keras.graph.dependency import ChannelAnalysis
 from wootz_keras.pruning.rebuild import copy_config, rebuild
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
@@ -43,9 +44,7 @@ def pruned_labels_from_masks(analysis):
 
 
 def _mask_space(analysis, call):
-    if ("out", id(call.core)) in analysis.spaces.base:
-        return ("out", id(call.core))
-    return ("t", id(call.outputs[0]))
+    return analysis.mask_space(call)
 
 
 def strip_pruning(model):
@@ -86,44 +85,69 @@ def apply_pruning(analysis, pruned):
         call = first_call.get(id(core))
         if call is None:            # not reachable from the outputs
             new = copy_config(core)
-            pairs.append((core, new, None))
+            pairs.append((core, new, None, None))
             return new
-        rule = analysis.rules[id(call)]
-        changes = {}
-        if rule.config_key == "target_shape":
-            kept = int(keep(("t", id(call.outputs[0]))).sum())
-            changes["target_shape"] = tuple(core.get_config()["target_shape"][:-1]) + (kept,)
-        elif rule.config_key:
-            keys = rule.config_key if isinstance(rule.config_key, tuple) else (rule.config_key,)
-            for key in keys:        # e.g. ("filters", "groups") for a depthwise Conv2D
-                changes[key] = int(keep(("out", id(core))).sum())
+        rule = call.rule
+        changes = layer_changes(analysis, call, keep)
+        name = graph.name_of(core)
+        if name != core.name:
+            changes["name"] = name
         new = copy_config(core, **changes)
-        pairs.append((core, new, rule))
+        pairs.append((core, new, rule, call))
         return new
 
     shapes = {}
     for model_id, tensors in graph.nested_inputs.items():
-        shapes[model_id] = [t.shape[:-1] + (int(keep(("t", id(t))).sum()),) for t in tensors]
-    stripped = rebuild(graph.model, make_layer, shapes)
-    for core, new, rule in pairs:
+        shapes[model_id] = [_kept_shape(t, keep) for t in tensors]
+    stripped = rebuild(graph.model, make_layer, shapes, graph.opened)
+    for core, new, rule, call in pairs:
         if core.weights:
-            new.set_weights(_sliced_weights(analysis, core, rule, keep))
+            new.set_weights(sliced_weights(analysis, core, rule, keep))
     return stripped
 
 
-def _sliced_weights(analysis, core, rule, keep):
-    if rule is None or rule.role not in ("producer", "channelwise"):
+def _kept_shape(t, keep):
+    shape = list(t.shape)
+    if len(shape) > 1:
+        shape[t.axis_or_last] = int(keep(("t", id(t))).sum())
+    return tuple(shape)
+
+
+def layer_changes(analysis, call, keep):
+    """Config changes that make `call`'s layer fit its kept channels."""
+    core, rule = call.core, call.rule
+    changes = {}
+    if rule.role == "boundary":
+        return changes
+    if rule.config_key == "target_shape":
+        out = call.outputs[0]
+        target = list(core.get_config()["target_shape"])
+        target[out.axis_or_last - 1] = int(keep(("t", id(out))).sum())
+        changes["target_shape"] = tuple(target)
+        return changes
+    if rule.role not in ("producer", "channelwise"):
+        return changes
+    key_out = ("out", id(core))
+    cout = int(keep(key_out).sum())
+    cin = int(keep(("in", id(core))).sum())
+    if rule.configure is not None:
+        changes.update(rule.configure(core, cin, cout))
+    elif rule.config_key:
+        keys = rule.config_key if isinstance(rule.config_key, tuple) else (rule.config_key,)
+        for key in keys:
+            changes[key] = cout
+    return changes
+
+
+def sliced_weights(analysis, core, rule, keep):
+    """`core`'s weights for the kept channels (get_weights order)."""
+    if rule is None or not rule.weighted:
         return core.get_weights()
-    keep_out = np.flatnonzero(keep(("out", id(core))))
-    keep_in = keep(("in", id(core)))
-    out = []
-    for var in core.weights:
-        w = np.asarray(var.numpy())
-        if var.name in rule.out_axes:
-            w = np.take(w, keep_out, axis=rule.out_axes[var.name])
-        if var.name in rule.in_axes:
-            axis, repeat = rule.in_axes[var.name]
-            rows = np.flatnonzero(np.repeat(keep_in, repeat))
-            w = np.take(w, rows, axis=axis)
-        out.append(w)
-    return out
+    keep_in = keep(("in", id(core))) if ("in", id(core)) in analysis.spaces.base else None
+    key_out = ("out", id(core))
+    keep_out = keep(key_out) if key_out in analysis.spaces.base else None
+    if keep_in is not None and keep_in.all() and (keep_out is None or keep_out.all()):
+        return core.get_weights()
+    if rule.slice_weights is not None:
+        return rule.slice_weights(core, keep_in, keep_out)
+    return slice_by_axes(rule, core, keep_in, keep_out)
