@@ -467,8 +467,20 @@ def _recurrent(layer, call):
             or _rank(call.inputs[0]) != 3:
         return _mixing(layer, call)
     return ChannelRule("consumer", in_axes={"kernel": (0, 1)}, axis=2, out_axis=None,
-                       macs=_recurrent_macs,
+                       macs=_recurrent_macs, configure=_unbuilt_inner_layers,
                        reason=f"recurrent layer {layer.name!r} keeps its units")
+
+
+def _unbuilt_inner_layers(layer, cin, cout):
+    """Bidirectional's config carries its inner layers' build configs (their old
+    input width): drop them so the smaller copy builds on its new input."""
+    config = layer.get_config()
+    changes = {}
+    for key in ("layer", "backward_layer"):
+        inner = config.get(key)
+        if isinstance(inner, dict) and "build_config" in inner:
+            changes[key] = {k: v for k, v in inner.items() if k != "build_config"}
+    return changes
 
 
 # activations that mix (or split) the channel axis: not elementwise

@@ -122,7 +122,7 @@ def _clone_model(model, inputs, clone, opened, call_fn):
                                     call_function=call_fn)
 
 
-def copy_config(layer, **changes):
+def copy_config(layer, /, **changes):
     """A fresh, unbuilt layer of the same class with `changes` applied to its config."""
     config = layer.get_config()
     config.update(changes)

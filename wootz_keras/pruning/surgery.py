@@ -125,11 +125,12 @@ def layer_changes(analysis, call, keep):
         target[out.axis_or_last - 1] = int(keep(("t", id(out))).sum())
         changes["target_shape"] = tuple(target)
         return changes
-    if rule.role not in ("producer", "channelwise"):
+    if not rule.weighted:
         return changes
-    key_out = ("out", id(core))
-    cout = int(keep(key_out).sum())
-    cin = int(keep(("in", id(core))).sum())
+    spaces = analysis.spaces.base
+    key_in, key_out = ("in", id(core)), ("out", id(core))
+    cin = int(keep(key_in).sum()) if key_in in spaces else call.inputs[0].channels
+    cout = int(keep(key_out).sum()) if key_out in spaces else call.outputs[0].channels
     if rule.configure is not None:
         changes.update(rule.configure(core, cin, cout))
     elif rule.config_key:
