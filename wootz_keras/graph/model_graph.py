@@ -266,20 +266,17 @@ class LayerGraph:
                 t.axis = out_axis
 
     def _name_calls(self):
-        """Unique layer names: a layer opened out of a composite whose name is
-        taken elsewhere is named '<composite>_<layer>'."""
+        """Unique layer names: a layer opened out of a composite is named
+        '<composite>_<layer>' (e.g. 'stage1_block0_conv1')."""
         cores, seen = [], set()
         for call in self.calls:
             if id(call.core) not in seen:
                 seen.add(id(call.core))
                 cores.append(call.core)
-        counts = {}
-        for core in cores:
-            counts[core.name] = counts.get(core.name, 0) + 1
         self.names, taken = {}, set()
         for core in cores:
             name = core.name
-            if counts[name] > 1 and id(core) in self._prefix:
+            if id(core) in self._prefix:
                 name = f"{self._prefix[id(core)]}_{core.name}"
             base, k = name, 1
             while name in taken and id(core) in self._prefix:
