@@ -791,7 +791,25 @@ def channel_rule(call):
                     f"engine{extra}; register it with wz.register_channel_rule", warn=True)
 
 
+_ZERO_TO_ZERO = {}
+
+
 def evaluates_zero_to_zero(call):
-    """Whether a parameter-free elementwise layer maps 0 to 0."""
+    """Whether a parameter-free elementwise layer maps 0 to 0 (cached per
+    built-in layer class and config)."""
+    layer = call.core
+    key = None
+    if type(layer).__module__.startswith("keras.src.") and not layer.weights:
+        try:
+            config = layer.get_config()
+            config.pop("name", None)
+            key = (type(layer), repr(sorted(config.items())))
+        except Exception:       # noqa: BLE001 - uncachable: just evaluate
+            key = None
+    if key is not None and key in _ZERO_TO_ZERO:
+        return _ZERO_TO_ZERO[key]
     zeros = keras.ops.zeros((1, call.inputs[0].channels or 1))
-    return bool(np.all(keras.ops.convert_to_numpy(call.core(zeros)) == 0))
+    result = bool(np.all(keras.ops.convert_to_numpy(layer(zeros)) == 0))
+    if key is not None:
+        _ZERO_TO_ZERO[key] = result
+    return result

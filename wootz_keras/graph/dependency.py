@@ -283,22 +283,36 @@ class ChannelAnalysis:
 
     def _build_groups(self):
         keys = self.spaces.keys
+        nk = max(len(keys), 1)
         sizes = np.array([self.spaces.size[k] for k in keys], np.int64)
         space_id = np.repeat(np.arange(len(keys)), sizes)
         labels = self.labels.astype(np.int64)
         n_labels = int(labels.max()) + 1 if len(labels) else 0
-        # signature of each element: the spaces it touches
-        pairs = np.unique(labels * len(keys) + space_id)
-        pair_lab, pair_sp = pairs // len(keys), pairs % len(keys)
+        # the spaces each element touches (its signature), sorted, without repeats
+        codes = np.sort(labels * nk + space_id)
+        if len(codes):
+            codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
+        pair_lab, pair_sp = codes // nk, codes % nk
+        starts = np.flatnonzero(np.concatenate([[True], pair_lab[1:] != pair_lab[:-1]])) \
+            if len(codes) else np.zeros(0, np.int64)
+        ends = np.append(starts[1:], len(codes))
+        # one 64-bit key per signature (sum of random space weights), then groups
+        # of elements with the same key, in order of their first channel
+        weights = np.random.default_rng(12345).integers(1, 2 ** 63 - 1, nk, dtype=np.int64)
+        key = np.add.reduceat(weights[pair_sp].view(np.uint64), starts) if len(codes) \
+            else np.zeros(0, np.uint64)
         first_node = np.full(n_labels, np.iinfo(np.int64).max)
         np.minimum.at(first_node, labels, np.arange(len(labels)))
-        splits = np.flatnonzero(np.diff(pair_lab)) + 1
+        lab_order = np.argsort(first_node, kind="stable")
+        _, first, inverse = np.unique(key[lab_order], return_index=True, return_inverse=True)
+        by_key = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(first)))[:-1]
+        members = np.split(lab_order[by_key], bounds)
         by_sig = {}
-        order = np.argsort(first_node[np.unique(pair_lab)], kind="stable")
-        lab_chunks = np.split(pair_sp, splits)
-        lab_ids = pair_lab[np.concatenate([[0], splits])] if len(pairs) else np.zeros(0, np.int64)
-        for i in order:
-            by_sig.setdefault(tuple(lab_chunks[i].tolist()), []).append(int(lab_ids[i]))
+        for sig_index in np.argsort(first, kind="stable"):
+            labs = members[sig_index]
+            lab = labs[0]
+            by_sig[tuple(pair_sp[starts[lab]:ends[lab]].tolist())] = labs.tolist()
         index = self.spaces.index
         frozen_space = {index[k]: r for k, r in self._frozen.items() if k in index}
         names = self._layer_names_by_space()

@@ -9,7 +9,7 @@ import numpy as np
 from wootz_keras.graph.dependency import ChannelAnalysis
 from wootz_keras.pruning import importance
 from wootz_keras.pruning.importance import group_scores
-from wootz_keras.pruning.rebuild import copy_config, rebuild
+from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets
 from wootz_keras.pruning.surgery import apply_pruning
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
 
@@ -244,10 +244,14 @@ def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
     cleaned = _cleaned_by_consumers(analysis, wrap)
     pairs = []
 
+    presets = {}
+
     def make_layer(layer):
         name = graph.name_of(layer)
         new = copy_config(layer, **({"name": name} if name != layer.name else {}))
         pairs.append((layer, new))
+        if layer.weights:
+            presets[id(new)] = layer.get_weights()
         if id(layer) in wrap:
             _, rate, axis, masked_call = wrap[id(layer)]
             return PruneWrapper(new, rate=rate, schedule=schedule,
@@ -255,11 +259,9 @@ def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
                                 mask_input=masked_call is not None)
         return new
 
-    wrapped = rebuild(graph.model, make_layer, opened=graph.opened)
+    wrapped = rebuild(graph.model, make_layer, opened=graph.opened, presets=presets)
     original = {id(new): old for old, new in pairs}
-    for old, new in pairs:
-        if old.weights:
-            new.set_weights(old.get_weights())
+    set_presets(presets, [new for _, new in pairs])
     for layer in wrapped._flatten_layers(include_self=False):
         if isinstance(layer, PruneWrapper):
             key = wrap[id(original[id(layer.layer)])][0]

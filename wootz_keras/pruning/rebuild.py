@@ -8,6 +8,7 @@ their `call()` did, so the sub-layers can be wrapped or shrunk.
 import inspect
 
 import keras
+import numpy as np
 
 from wootz_keras.graph.model_graph import is_graph_model
 
@@ -30,15 +31,71 @@ class _Opened:
         return fn._run_through_graph(inputs, operation_fn=clone, call_fn=call_fn)
 
 
-def rebuild(model, make_layer, nested_input_shapes=None, opened=None):
+class _Preset:
+    """Initializer handing out a layer's final weights in creation order."""
+
+    def __init__(self, arrays):
+        self.arrays, self.used, self.ok = arrays, 0, True
+
+    def __call__(self, shape, dtype=None):
+        if self.used < len(self.arrays) and tuple(shape) == tuple(self.arrays[self.used].shape):
+            self.used += 1
+            return self.arrays[self.used - 1]
+        self.ok = False
+        return np.zeros(shape, dtype or "float32")
+
+
+def _fast_build_ok(layer):
+    """Built-in layers whose weights are all created, in order, from their
+    own `*_initializer` attributes (not recurrent layers or wrappers)."""
+    module = type(layer).__module__
+    return module.startswith("keras.src.layers.") and not (
+        ".rnn." in module or "wrapper" in module or "bidirectional" in module)
+
+
+def _call_with_presets(layer, presets, call):
+    """Build `layer` (and a wrapper's inner layer) from preset arrays: no
+    random initialisation, no second copy; falls back to set_weights."""
+    targets = [t for t in (layer, getattr(layer, "layer", None))
+               if t is not None and id(t) in presets and not t.built and _fast_build_ok(t)]
+    saved = []
+    for t in targets:
+        preset = _Preset(presets[id(t)])
+        for name, value in list(vars(t).items()):
+            if name.endswith("_initializer") and value is not None:
+                saved.append((t, name, value, preset))
+                object.__setattr__(t, name, preset)
+    try:
+        return call()
+    finally:
+        done = {}
+        for t, name, value, preset in saved:
+            object.__setattr__(t, name, value)
+            done[id(t)] = (t, preset)
+        for t, preset in done.values():
+            if preset.ok and preset.used == len(presets[id(t)]) == len(t.weights):
+                presets[id(t)] = None          # built from the arrays: nothing left to set
+
+
+def set_presets(presets, pairs):
+    """set_weights for every (new layer) whose preset was not used at build."""
+    for new in pairs:
+        arrays = presets.get(id(new))
+        if arrays is not None:
+            new.set_weights(arrays)
+
+
+def rebuild(model, make_layer, nested_input_shapes=None, opened=None, presets=None):
     """Clone `model`, replacing each leaf layer by `make_layer(layer)`.
 
     `make_layer` returns an unbuilt layer and may remember the pair to set
     weights once the clone is built. Nested models are rebuilt recursively;
     `nested_input_shapes` maps id(nested model) -> new input shapes when
     pruning changed the channels flowing into it; `opened` maps id(composite
-    layer) -> its traced calls (LayerGraph.opened): those are inlined. Shared
-    layers stay shared.
+    layer) -> its traced calls (LayerGraph.opened): those are inlined;
+    `presets` maps id(new layer) -> its final weights: built-in layers are
+    built straight from them (the entry is then set to None; `set_presets`
+    sets the rest). Shared layers stay shared.
 
     Example:
         >>> from wootz_keras import zoo
@@ -74,9 +131,13 @@ def rebuild(model, make_layer, nested_input_shapes=None, opened=None):
         cache[id(layer)] = new
         return new
 
+    presets = {} if presets is None else presets
+
     def call_fn(layer, *args, **kwargs):
         if isinstance(layer, _Opened):
             return layer.replay(clone, call_fn, args, kwargs)
+        if presets:
+            return _call_with_presets(layer, presets, lambda: _call(layer, *args, **kwargs))
         return _call(layer, *args, **kwargs)
 
     return _clone_model(model, None, clone, opened, call_fn)

@@ -4,7 +4,7 @@ import numpy as np
 
 from wootz_keras.graph.channel_rules import slice_by_axes
 from wootz_keras.graph.dependency import ChannelAnalysis
-from wootz_keras.pruning.rebuild import copy_config, rebuild
+from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
 
 
@@ -17,29 +17,36 @@ def pruned_labels_from_masks(analysis):
     n = analysis.labels.max() + 1
     off = np.zeros(n, bool)
     on = np.zeros(n, bool)
-    first_off, first_on = {}, {}
+    first_off = np.full(n, -1)          # index of the first wrapper masking / keeping a unit
+    first_on = np.full(n, -1)
+    names = []
     for call in analysis.needs_mask:
         if not isinstance(call.layer, PruneWrapper):
             continue
         key = _mask_space(analysis, call)
         labels = analysis.labels[analysis.spaces.nodes(key)]
         mask = np.asarray(call.layer.mask.numpy()) > 0.5
-        for lab in labels[~mask]:
-            first_off.setdefault(lab, call.core.name)
-        for lab in labels[mask]:
-            first_on.setdefault(lab, call.core.name)
-        off[labels[~mask]] = True
-        on[labels[mask]] = True
+        k = len(names)
+        names.append(call.core.name)
+        for seen, flags, sel in ((first_off, off, labels[~mask]), (first_on, on, labels[mask])):
+            fresh = sel[seen[sel] < 0]
+            seen[fresh] = k
+            flags[sel] = True
     clash = np.flatnonzero(off & on)
     if len(clash):
         lab = clash[0]
-        raise ValueError(f"inconsistent masks: layer {first_off[lab]!r} masks a channel that layer "
-                         f"{first_on[lab]!r} keeps; they belong to one dependency group")
-    for lab in np.flatnonzero(off):
+        raise ValueError(f"inconsistent masks: layer {names[first_off[lab]]!r} masks a channel "
+                         f"that layer {names[first_on[lab]]!r} keeps; they belong to one "
+                         "dependency group")
+    bad = np.flatnonzero(off & ((analysis.group_of_label < 0) |
+                                ~np.array([g.prunable for g in analysis.groups] + [False])
+                                [analysis.group_of_label]))
+    if len(bad):
+        lab = bad[0]
         g = analysis.group_of_label[lab]
-        if g < 0 or not analysis.groups[g].prunable:
-            reason = analysis.groups[g].reason if g >= 0 else "not a prunable channel"
-            raise ValueError(f"layer {first_off[lab]!r} masks channels that cannot be removed: {reason}")
+        reason = analysis.groups[g].reason if g >= 0 else "not a prunable channel"
+        raise ValueError(f"layer {names[first_off[lab]]!r} masks channels that cannot be "
+                         f"removed: {reason}")
     return off
 
 
@@ -85,24 +92,25 @@ def apply_pruning(analysis, pruned):
         call = first_call.get(id(core))
         if call is None:            # not reachable from the outputs
             new = copy_config(core)
-            pairs.append((core, new, None, None))
+            pairs.append(new)
+            presets[id(new)] = core.get_weights()
             return new
-        rule = call.rule
         changes = layer_changes(analysis, call, keep)
         name = graph.name_of(core)
         if name != core.name:
             changes["name"] = name
         new = copy_config(core, **changes)
-        pairs.append((core, new, rule, call))
+        pairs.append(new)
+        if core.weights:
+            presets[id(new)] = sliced_weights(analysis, core, call.rule, keep)
         return new
 
     shapes = {}
     for model_id, tensors in graph.nested_inputs.items():
         shapes[model_id] = [_kept_shape(t, keep) for t in tensors]
-    stripped = rebuild(graph.model, make_layer, shapes, graph.opened)
-    for core, new, rule, call in pairs:
-        if core.weights:
-            new.set_weights(sliced_weights(analysis, core, rule, keep))
+    presets = {}
+    stripped = rebuild(graph.model, make_layer, shapes, graph.opened, presets)
+    set_presets(presets, pairs)
     return stripped
 
 

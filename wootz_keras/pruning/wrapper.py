@@ -73,8 +73,10 @@ class PruneWrapper(keras.layers.Wrapper):
         channels = self.compute_output_shape(input_shape)[self.axis]
         self.mask = self.add_weight(name="mask", shape=(channels,), initializer="ones",
                                     trainable=False)
-        self.pruning_step = self.add_weight(name="pruning_step", shape=(), dtype="int64",
-                                            initializer="zeros", trainable=False)
+        self.pruning_step = None        # a step counter only where a schedule needs one
+        if self.schedule is not None:
+            self.pruning_step = self.add_weight(name="pruning_step", shape=(), dtype="int64",
+                                                initializer="zeros", trainable=False)
         self.built = True
 
     def _broadcast_mask(self, dtype):
