@@ -13,29 +13,12 @@ import pytest
 from keras import layers as L
 
 import wootz_keras as wz
+from wootz_keras.testing import randomise
 
 TOL = 1e-4
 
 
 # -- helpers ------------------------------------------------------------------
-def randomise(model, seed=0):
-    """Non-trivial BN statistics, gamma, beta and biases (zero by default)."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, L.BatchNormalization):
-            draw = {"gamma": lambda c: rng.uniform(0.5, 1.5, c),
-                    "beta": lambda c: rng.normal(0.0, 0.5, c),
-                    "moving_mean": lambda c: rng.normal(0.0, 0.3, c),
-                    "moving_variance": lambda c: rng.uniform(0.5, 2.0, c)}
-            for v in layer.weights:
-                v.assign(draw[v.name](v.shape))
-            continue
-        for v in layer.weights:
-            if v.name == "bias":
-                v.assign(rng.normal(0.0, 0.2, v.shape))
-    return model
-
-
 def find(model, name):
     """A layer anywhere in `model` (nested models included), wrappers first."""
     for layer in model._flatten_layers(include_self=False):

@@ -265,7 +265,7 @@ def _with_axis(layer, call, rule, axis=None):
 
 
 def _conv(layer, call):
-    cin, cout = call.inputs[0].shape[format_axis(layer, _rank(call.inputs[0]))], None
+    cin = call.inputs[0].shape[format_axis(layer, _rank(call.inputs[0]))]
     groups = getattr(layer, "groups", 1)
     kernel = {"kernel": -1, "bias": 0}
     if groups == 1:
@@ -332,14 +332,15 @@ def _batch_norm(layer, call):
 
 
 def _masked_moments(x, mask, axes):
-    count = ops_sum_like(mask, x, axes)
+    """Mean and variance over `axes` counting only elements where mask == 1."""
+    count = _kept_count(mask, x, axes)
     mean = keras.ops.sum(x * mask, axis=axes, keepdims=True) / count
     centred = (x - mean) * mask
     var = keras.ops.sum(centred * centred, axis=axes, keepdims=True) / count
     return mean, var
 
 
-def ops_sum_like(mask, x, axes):
+def _kept_count(mask, x, axes):
     """Number of kept elements over `axes` (mask broadcast to x's shape)."""
     return keras.ops.sum(keras.ops.ones_like(x) * mask, axis=axes, keepdims=True)
 
