@@ -24,8 +24,8 @@ A family (one keras.applications module, e.g. `efficientnet`) passes when all
 its architectures are "ok". Results are rewritten atomically after every
 model, so an interrupted sweep leaves its finished rows behind.
 
-Run time of the full sweep on the 2-core / 24 GiB CPU box: about 7 minutes
-(see `main`; the Markdown output states it for each run).
+Run time of the full sweep on the 2-core / 24 GiB CPU box: about 7 to 12
+minutes (see `main`; the Markdown output states it for each run).
 """
 
 import collections
@@ -311,9 +311,11 @@ def _print_row(r):
 
 
 def main(argv):
-    """Full sweep (all 40 architectures, --input_size=64) on the 2-core / 24 GiB
-    CPU box: 435 s, float64 rechecks included (17 min while other jobs shared
-    the cores); peak memory 5 GiB (ConvNeXtXLarge, 348M parameters)."""
+    """Full sweep (all 40 keras.applications architectures + ResNeXt-50,
+    --input_size=64) on the 2-core / 24 GiB CPU box: 435 s for the 40 before
+    this engine opened ConvNeXt's residual width (its rows now prune 4x more,
+    and take longer); 738 s for the 41 with other jobs sharing the cores,
+    float64 rechecks included; peak memory 5 GiB (ConvNeXtXLarge, 348M parameters)."""
     if len(argv) > 1:
         sys.exit(f"prunability_sweep: error: unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.input_size < 1 or FLAGS.images < 1 or not 0.0 <= FLAGS.rate < 1.0:
