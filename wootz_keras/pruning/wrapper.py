@@ -100,6 +100,16 @@ class PruneWrapper(keras.layers.Wrapper):
         except NotImplementedError:     # custom layers often only define call()
             return self.layer.compute_output_spec(keras.KerasTensor(input_shape)).shape
 
+    def load_own_variables(self, store):
+        """Also reads wrappers saved with a step counter but no schedule
+        (earlier versions kept one in every wrapper): the counter is dropped."""
+        own = self._trainable_variables + self._non_trainable_variables
+        if self.pruning_step is None and len(store.keys()) == len(own) + 1:
+            for i, v in enumerate(own):
+                v.assign(store[f"{i}"])
+            return
+        super().load_own_variables(store)
+
     def get_config(self):
         config = super().get_config()
         config.update(rate=self.rate, schedule=serialize_schedule(self.schedule),
