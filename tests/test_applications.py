@@ -75,10 +75,12 @@ def test_application_prunes_with_parity(fashion_test, name, kwargs, size, module
     assert not wz.is_pruned(stripped)
 
 
-def test_convnext_prunes_its_mlp_and_names_layernorm():
-    """LayerNormalization mixes channels, so ConvNeXt's residual width stays;
-    its MLP (Dense 4C -> gelu -> Dense C -> LayerScale) prunes. The 1-block
-    ConvNeXt keeps the test fast; the architecture is the keras.applications one."""
+def test_convnext_prunes_its_residual_width_through_layernorm():
+    """LayerNormalization over the channels is channelwise: the masked model
+    computes its statistics over the kept channels only, so ConvNeXt's
+    residual width (stem, downsampling convs, each block's second MLP Dense)
+    prunes as well as its MLPs, with parity. The 1-block ConvNeXt keeps the
+    test fast; the architecture is the keras.applications one."""
     from keras.src.applications import convnext
     model = convnext.ConvNeXt(depths=[1, 1, 1, 1], projection_dims=[16, 32, 48, 64],
                               weights=None, input_shape=(32, 32, 3), classes=10,
@@ -88,13 +90,16 @@ def test_convnext_prunes_its_mlp_and_names_layernorm():
     x_all, _ = load_fashion_mnist("test", limit=64, seed=2)
     randomise(model, images_for(x_all, 32, 16, seed=1))
     groups = wz.dependency_groups(model)
-    fixed = [g for g in groups if not g.prunable]
-    assert any("LayerNormalization" in g.reason for g in fixed)
-    assert sum(g.prunable for g in groups) == 4          # one MLP per stage
+    assert sum(g.prunable for g in groups) == 8          # 4 residual widths + 4 MLPs
+    stream = next(g for g in groups if "convnext_mini_stem_conv" in g.producers)
+    assert stream.prunable and "convnext_mini_stage_0_block_0_layernorm" in stream.layers
     pruned, stripped, parity, effect = prune_and_compare(model, images_for(x_all, 32))
     assert parity <= TOL and effect > 100 * TOL
+    ln = pruned.get_layer("convnext_mini_stage_0_block_0_layernorm")
+    assert isinstance(ln, wz.PruneWrapper) and ln.mask_input
     dense = stripped.get_layer("convnext_mini_stage_0_block_0_pointwise_conv_1")
-    assert dense.units == 32                             # 4 * 16, halved
+    assert dense.units == 32 and dense.kernel.shape == (8, 32)     # 4 * 16 and 16, halved
+    assert stripped.count_params() < 0.3 * model.count_params()
 
 
 def _image_model(body, channels=8, size=16):

@@ -1,6 +1,7 @@
 """count_params / count_flops (wootz_keras.graph.cost)."""
 
 import keras
+import numpy as np
 import pytest
 from keras import layers as L
 
@@ -135,3 +136,69 @@ def test_channel_overrides_estimate_a_pruned_model():
     assert wz.count_params(graph, channels=halve) == _plain_cnn_params(4)
     stripped = wz.strip_pruning(wz.prune_filters(model, rate=0.5))
     assert wz.count_flops(graph, channels=halve) == wz.count_flops(stripped)
+
+
+# -- one registration teaches slicing and counting ---------------------------------------------
+class PixelMix(keras.layers.Layer):
+    """A custom per-pixel linear layer (weights w: (cin, units), b: (units,))."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="b")
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.w) + self.b
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_custom_layer_params_and_flops_come_from_its_channel_rule():
+    wz.register_channel_rule(PixelMix, wz.ChannelRule(
+        "producer", out_axes={"w": -1, "b": 0}, in_axes={"w": (0, 1)}, config_key="units"))
+    inp = keras.Input((8, 8, 3))
+    y = L.Conv2D(6, 3, padding="same", name="conv")(inp)
+    y = PixelMix(10, name="mix")(y)
+    model = keras.Model(inp, L.Dense(2, name="head")(L.GlobalAveragePooling2D()(y)))
+    assert wz.count_params(model) == model.count_params()
+    mix_macs = 6 * 10 * 64
+    assert wz.count_flops(model) == 2 * (3 * 3 * 3 * 6 * 64 + mix_macs + 10 * 2)
+    small = wz.prune_compact(model, rate=0.5)
+    assert wz.count_params(small) == small.count_params()
+    assert small.get_layer("mix").w.shape == (3, 5)
+    assert wz.count_flops(small) == 2 * (3 * 3 * 3 * 3 * 64 + 3 * 5 * 64 + 5 * 2)
+    from wootz_keras.pruning import estimate_cost
+    assert estimate_cost(model, rate=0.5) == (small.count_params(), wz.count_flops(small))
+
+
+def test_rule_with_its_own_cost_functions():
+    wz.register_channel_rule(PixelMix, lambda layer, call: wz.ChannelRule(
+        "producer", out_axes={"w": -1, "b": 0}, in_axes={"w": (0, 1)}, config_key="units",
+        params=lambda l, cin, cout: cin * cout + cout, macs=lambda c, cin, cout: 7 * cin * cout))
+    inp = keras.Input((4, 4, 3))
+    model = keras.Model(inp, PixelMix(5, name="mix")(inp))
+    assert wz.count_params(model) == 3 * 5 + 5
+    assert wz.count_flops(model) == 2 * 7 * 3 * 5
+
+
+@pytest.mark.parametrize("make", [
+    lambda: zoo.resnet_cifar(depth=8, width=8),
+    lambda: zoo.tiny_inception(width=8),
+    lambda: zoo.tiny_mobilenet(width=8),
+    lambda: keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None,
+                                                classes=10, alpha=0.75),
+], ids=["resnet8", "tiny_inception", "tiny_mobilenet", "mobilenet_v3_small"])
+def test_estimate_cost_matches_the_built_network(make):
+    from wootz_keras.graph import ChannelAnalysis
+    from wootz_keras.pruning import estimate_cost
+    a = ChannelAnalysis(make())
+    prunable = [g.id for g in a.groups if g.prunable]
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        rates = {g: float(rng.choice([0.0, 0.3, 0.5, 0.7])) for g in prunable}
+        small = wz.prune_compact(a, group_rates=rates)
+        assert estimate_cost(a, group_rates=rates) == (small.count_params(), wz.count_flops(small))

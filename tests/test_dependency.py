@@ -111,10 +111,14 @@ def test_lambda_is_a_boundary_with_a_warning(fashion_images):
 
 
 class Opaque(keras.layers.Layer):
-    """A custom layer the engine knows nothing about."""
+    """A custom layer the engine knows nothing about and cannot open (it
+    holds a weight of its own, outside any sub-layer)."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="ones", name="w")
 
     def call(self, x):
-        return x * 2.0
+        return x * self.w
 
 
 def test_unknown_custom_layer_is_a_boundary_with_a_warning():
@@ -123,6 +127,7 @@ def test_unknown_custom_layer_is_a_boundary_with_a_warning():
         groups = by_producers(wz.dependency_groups(model))
     assert not groups[frozenset({"before"})].prunable
     assert "register_channel_rule" in groups[frozenset({"before"})].reason
+    assert "weights of its own" in groups[frozenset({"before"})].reason
     with pytest.warns(UserWarning, match="mystery"):
         pruned = wz.prune_filters(model, rate=0.5)
     assert not isinstance(pruned.get_layer("before"), wz.PruneWrapper)

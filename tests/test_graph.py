@@ -17,7 +17,9 @@ def names(graph):
 
 def rule_of(model, name):
     g = LayerGraph(model)
-    return channel_rule(next(c for c in g.calls if c.core.name == name))
+    call = next(c for c in g.calls if c.core.name == name)
+    assert channel_rule(call).role == call.rule.role or call.rule.role == "boundary"
+    return call.rule           # the rule once the graph settled its tensors' channel axes
 
 
 def test_functional_calls_in_topological_order():
@@ -173,20 +175,32 @@ ROLE_TABLE = [
     (lambda: L.ZeroPadding2D(name="x"), "passthrough"),
     (lambda: L.Flatten(name="x"), "flatten"),
     (lambda: L.Reshape((64, 4), name="x"), "passthrough"),
-    (lambda: L.Reshape((8, 32), name="x"), "boundary"),
-    (lambda: L.Conv2D(4, 3, groups=2, name="x"), "boundary"),
+    (lambda: L.Reshape((8, 32), name="x"), "flatten"),          # folds pixels into features
+    (lambda: L.Reshape((8, 8, 2, 2), name="x"), "boundary"),    # splits the channel axis
+    (lambda: L.Conv2D(4, 3, groups=2, name="x"), "producer"),   # pruned evenly per group
+    (lambda: L.Conv2D(8, 3, groups=4, name="x"), "channelwise"),   # one input per group
     (lambda: L.Softmax(name="x"), "boundary"),
     (lambda: L.Activation("softmax", name="x"), "boundary"),
-    (lambda: L.LayerNormalization(name="x"), "boundary"),
-    (lambda: L.BatchNormalization(axis=1, name="x"), "boundary"),
-    (lambda: L.Permute((3, 1, 2), name="x"), "boundary"),
+    (lambda: L.LayerNormalization(name="x"), "channelwise"),   # statistics over kept channels
+    (lambda: L.LayerNormalization(axis=(1, 2, 3), name="x"), "boundary"),
+    (lambda: L.GroupNormalization(2, name="x"), "channelwise"),
+    (lambda: L.Permute((3, 1, 2), name="x"), "passthrough"),    # moves the channel axis
+    (lambda: L.LSTM(3, name="x"), "consumer"),
+    (lambda: L.Bidirectional(L.GRU(3), name="x"), "consumer"),
 ]
 
 
 def test_builtin_rule_roles():
     for make, role in ROLE_TABLE:
         layer = make()
-        assert rule_of(_model(layer), "x").role == role, type(layer).__name__
+        shape = (8, 4) if isinstance(layer, (L.LSTM, L.Bidirectional)) else (8, 8, 4)
+        assert rule_of(_model(layer, shape=shape), "x").role == role, type(layer).__name__
+
+
+def test_normalisation_over_another_axis_than_the_channels_is_a_boundary():
+    model = _model(L.Conv2D(4, 1), L.BatchNormalization(axis=1, name="x"))
+    rule = rule_of(model, "x")
+    assert rule.role == "boundary" and "axis 1" in rule.reason and "axis 3" in rule.reason
 
 
 def test_merge_rules():

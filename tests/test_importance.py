@@ -1,5 +1,7 @@
 """Importance criteria (wootz_keras.pruning.importance) and how many units go."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -174,3 +176,61 @@ def test_criteria_on_every_zoo_model(criterion):
         for layer in pruned.layers:
             if isinstance(layer, wz.PruneWrapper):
                 assert 0 < layer.mask.numpy().sum() < layer.mask.shape[0]
+
+
+# -- the criteria registry ----------------------------------------------------------------
+def test_registry_get_names_and_errors():
+    from wootz_keras.pruning import importance
+    assert isinstance(importance.get("l1"), importance.L1)
+    assert importance.get(importance.get("l2")) is importance.get("l2")
+    assert set(wz.CRITERIA) <= set(importance.names())
+    for bad in ("l3", "L1", None, 3):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            importance.get(bad)
+    with pytest.raises(ValueError, match="already registered"):
+        importance.register("l1", importance.L2())
+
+
+def test_custom_importance_subclass_and_callable():
+    from wootz_keras.pruning import importance
+    model = one_conv_model()
+    model.get_layer("c").kernel.assign(_abcd_kernel())     # max |w|: A .3 B 2.5 C .5 D 4
+
+    class MaxAbs(importance.Importance):
+        def filter_scores(self, filters):
+            return np.abs(filters).max(axis=1)
+    importance.register("test_max_abs", MaxAbs, overwrite=True)
+    assert kept(wz.prune_filters(model, rate=0.5, criterion="test_max_abs"), "c") == [0, 1, 0, 1]
+    assert kept(wz.prune_filters(model, rate=0.5, criterion=MaxAbs()), "c") == [0, 1, 0, 1]
+    fn = lambda filters: -np.abs(filters).max(axis=1)     # noqa: E731 - the opposite choice
+    assert kept(wz.prune_filters(model, rate=0.5, criterion=fn), "c") == [1, 0, 1, 0]
+    small = wz.prune_compact(model, rate=0.5, criterion=fn)
+    np.testing.assert_array_equal(small.get_layer("c").kernel.numpy(), _abcd_kernel()[..., [0, 2]])
+
+
+def test_update_pruning_step_takes_importance_objects():
+    from wootz_keras.pruning import importance
+    assert wz.UpdatePruningStep(criterion=importance.get("l2")).criterion is importance.get("l2")
+    with pytest.raises(ValueError, match="needs a batch"):
+        wz.UpdatePruningStep(criterion=importance.Taylor())
+
+
+def test_scores_are_cached_per_analysis_and_criterion(monkeypatch):
+    from wootz_keras.pruning import importance
+    a = ChannelAnalysis(zoo.resnet_cifar(depth=8, width=4))
+    calls = []
+    original = importance.L1.group_scores
+
+    def counting(self, analysis, targets, **kwargs):
+        calls.append(list(targets))
+        return original(self, analysis, targets, **kwargs)
+    monkeypatch.setattr(importance.L1, "group_scores", counting)
+    nets = [wz.prune_compact(a, rate=r) for r in (0.25, 0.5, 0.75)]
+    assert len(calls) == 1                          # scored once, for every prunable group
+    assert nets[0].count_params() > nets[1].count_params() > nets[2].count_params()
+    wz.prune_compact(a, rate=0.5, criterion="l2")   # another criterion: its own scores
+    wz.prune_compact(a.model, rate=0.5)             # a model: a fresh analysis, no cache
+    assert len(calls) == 2
+    a.clear_cache()
+    wz.prune_compact(a, rate=0.5)
+    assert len(calls) == 3

@@ -13,29 +13,12 @@ import pytest
 from keras import layers as L
 
 import wootz_keras as wz
+from wootz_keras.testing import randomise
 
 TOL = 1e-4
 
 
 # -- helpers ------------------------------------------------------------------
-def randomise(model, seed=0):
-    """Non-trivial BN statistics, gamma, beta and biases (zero by default)."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, L.BatchNormalization):
-            draw = {"gamma": lambda c: rng.uniform(0.5, 1.5, c),
-                    "beta": lambda c: rng.normal(0.0, 0.5, c),
-                    "moving_mean": lambda c: rng.normal(0.0, 0.3, c),
-                    "moving_variance": lambda c: rng.uniform(0.5, 2.0, c)}
-            for v in layer.weights:
-                v.assign(draw[v.name](v.shape))
-            continue
-        for v in layer.weights:
-            if v.name == "bias":
-                v.assign(rng.normal(0.0, 0.2, v.shape))
-    return model
-
-
 def find(model, name):
     """A layer anywhere in `model` (nested models included), wrappers first."""
     for layer in model._flatten_layers(include_self=False):
@@ -501,3 +484,43 @@ def test_passthrough_layers(x):
     assert wshape(stripped, "conv") == (3, 3, 1, 4)
     assert wshape(stripped, "after") == (3, 3, 4, 4)
     assert stripped.get_layer("avgpool").output.shape == (None, 12, 12, 4)
+
+
+# -- grouped convolution (ResNeXt / RegNet) -------------------------------------------------
+def test_grouped_conv_prunes_evenly_per_group(x):
+    inp = keras.Input((28, 28, 1))
+    y = L.Conv2D(16, 3, padding="same", name="reduce")(inp)
+    y = L.ReLU()(L.BatchNormalization(name="reduce_bn")(y))
+    y = L.Conv2D(16, 3, padding="same", groups=4, name="grouped")(y)
+    y = L.ReLU()(L.BatchNormalization(name="grouped_bn")(y))
+    y = L.Conv2D(8, 1, name="expand")(y)
+    model = keras.Model(inp, head(y))
+    groups = {g.producers: g for g in wz.dependency_groups(model)}
+    for name in ("reduce", "grouped"):
+        g = groups[(name,)]
+        assert g.prunable and g.blocks is not None and g.blocks.max() == 3
+    pruned, stripped = strip_and_compare(model, x)
+    conv = stripped.get_layer("grouped")
+    assert (conv.filters, conv.groups, tuple(conv.kernel.shape)) == (8, 4, (3, 3, 2, 8))
+    keep_in, keep_out = mask(pruned, "reduce"), mask(pruned, "grouped")
+    assert [int(keep_in[4 * b:4 * b + 4].sum()) for b in range(4)] == [2, 2, 2, 2]
+    assert [int(keep_out[4 * b:4 * b + 4].sum()) for b in range(4)] == [2, 2, 2, 2]
+    # filter o of group b reads the kept inputs of group b only
+    full = model.get_layer("grouped").kernel.numpy()
+    out = np.flatnonzero(keep_out)
+    for j, o in enumerate(out):
+        b = o // 4
+        rows = np.flatnonzero(keep_in[4 * b:4 * b + 4])
+        np.testing.assert_array_equal(conv.kernel.numpy()[..., j], full[:, :, rows, o])
+
+
+def test_group_norm_keeps_its_groups_and_statistics(x):
+    inp = keras.Input((28, 28, 1))
+    y = L.Conv2D(12, 3, padding="same", name="conv")(inp)
+    y = L.GroupNormalization(3, name="gn")(y)
+    y = L.Conv2D(8, 3, name="after")(y)
+    model = keras.Model(inp, head(y))
+    pruned, stripped = strip_and_compare(model, x)
+    gn = stripped.get_layer("gn")
+    assert gn.groups == 3 and gn.gamma.shape == (6,)
+    assert pruned.get_layer("gn").mask_input

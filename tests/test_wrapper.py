@@ -34,7 +34,10 @@ def test_wrapper_masks_output_channels():
     layer.mask.assign([1.0, 0.0, 1.0, 0.0])
     out = np.asarray(layer(np.ones((2, 3), np.float32)))
     assert np.all(out[:, [1, 3]] == 0) and np.all(out[:, [0, 2]] != 0)
-    assert {"mask", "pruning_step"} <= {v.name for v in layer.non_trainable_weights}
+    assert [v.name for v in layer.non_trainable_weights] == ["mask"]     # no schedule, no step
+    scheduled = wz.PruneWrapper(L.Dense(4), schedule=tfmot.sparsity.keras.ConstantSparsity(0.5, 0))
+    scheduled(np.ones((2, 3), np.float32))
+    assert {"mask", "pruning_step"} <= {v.name for v in scheduled.non_trainable_weights}
     assert len(layer.trainable_weights) == 2            # the Dense's kernel and bias only
 
 

@@ -1,27 +1,51 @@
 """`prune_filters`: wrap a model so chosen filters are masked, one-shot or gradually."""
 
 import math
+import numbers
 
 import keras
 import numpy as np
 
 from wootz_keras.graph.dependency import ChannelAnalysis
-from wootz_keras.pruning.importance import CRITERIA, group_scores
-from wootz_keras.pruning.rebuild import copy_config, rebuild
-from wootz_keras.pruning.surgery import _mask_space, apply_pruning
+from wootz_keras.pruning import importance
+from wootz_keras.pruning.importance import group_scores
+from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets
+from wootz_keras.pruning.surgery import apply_pruning
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
 
 
-def _check_rate(rate, what):
-    if not isinstance(rate, (int, float, np.floating)) or not 0.0 <= float(rate) < 1.0:
+def check_rate(rate, what="rate"):
+    """`rate` as a float in [0, 1); ValueError naming `what` otherwise (the
+    one place pruning rates are checked).
+
+    Example:
+        >>> check_rate(0.5, "rates['conv1']")
+        0.5
+    """
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) \
+            or not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"{what} must be a number in [0, 1), got {rate!r}")
     return float(rate)
 
 
-def _check_criterion(criterion):
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; choose one of {CRITERIA}")
-    return criterion
+def _check_round_to(round_to):
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+        raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
+    return round_to
+
+
+def analysis_of(model_or_analysis):
+    """The ChannelAnalysis given, or a new one of the model given."""
+    if isinstance(model_or_analysis, ChannelAnalysis):
+        model = model_or_analysis.graph.model
+    else:
+        model = model_or_analysis
+    if isinstance(model, keras.Model) and is_pruned(model):
+        raise ValueError(f"model {model.name!r} already carries pruning wrappers; "
+                         "strip_pruning it first")
+    if isinstance(model_or_analysis, ChannelAnalysis):
+        return model_or_analysis
+    return ChannelAnalysis(model)
 
 
 def resolve_group_rates(analysis, rate=None, rates=None):
@@ -33,13 +57,13 @@ def resolve_group_rates(analysis, rate=None, rates=None):
     """
     out = {}
     if rate is not None:
-        rate = _check_rate(rate, "rate")
+        rate = check_rate(rate, "rate")
         out = {g.id: rate for g in analysis.groups if g.prunable}
     chosen = {}
     if rates is not None and not isinstance(rates, dict):
         raise ValueError(f"rates must be a dict {{layer name: rate}}, got {rates!r}")
     for name, r in (rates or {}).items():
-        r = _check_rate(r, f"rates[{name!r}]")
+        r = check_rate(r, f"rates[{name!r}]")
         group = analysis.group_of(name)
         if not group.prunable:
             raise ValueError(f"layer {name!r} is not prunable: {group.reason}")
@@ -70,15 +94,47 @@ def units_to_keep(size, rate, round_to=1):
     return max(1, keep)
 
 
+def kept_units(group, rate, round_to=1):
+    """Units of `group` that survive `rate`: a group split into blocks
+    (grouped layers) keeps the same number in every block.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> g = ChannelAnalysis(zoo.plain_cnn()).groups[0]
+        >>> kept_units(g, 0.5)
+        8
+    """
+    if group.blocks is None:
+        return units_to_keep(group.size, rate, round_to)
+    n_blocks = int(group.blocks.max()) + 1
+    per_block = group.size // n_blocks
+    keep = units_to_keep(per_block, rate)
+    while round_to > 1 and (keep * n_blocks) % round_to and keep < per_block:
+        keep += 1
+    return keep * n_blocks
+
+
 def select_pruned(analysis, group_rates, scores, round_to=1):
-    """Bool per unit label: the lowest-scored units of each group, by rate."""
+    """Bool per unit label: the lowest-scored units of each group, by rate
+    (within each block for block-split groups)."""
     pruned = np.zeros(analysis.labels.max() + 1, bool)
     for gid, r in group_rates.items():
         group = analysis.groups[gid]
-        drop = group.size - units_to_keep(group.size, r, round_to)
-        if drop > 0:
-            order = np.argsort(scores[gid], kind="stable")
+        keep = kept_units(group, r, round_to)
+        drop = group.size - keep
+        if drop <= 0:
+            continue
+        s = np.asarray(scores[gid])
+        if group.blocks is None:
+            order = np.argsort(s, kind="stable")
             pruned[group.labels[order[:drop]]] = True
+            continue
+        n_blocks = int(group.blocks.max()) + 1
+        per_drop = drop // n_blocks
+        for b in range(n_blocks):
+            members = np.flatnonzero(group.blocks == b)
+            order = members[np.argsort(s[members], kind="stable")]
+            pruned[group.labels[order[:per_drop]]] = True
     return pruned
 
 
@@ -86,10 +142,12 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
                   data=None, loss="sparse_categorical_crossentropy", seed=0):
     """Wrap `model` so the least important filters of each group are masked.
 
+    model: a Keras model, or its ChannelAnalysis (reused, not rebuilt);
     rate: fraction of every prunable group to remove, in [0, 1);
     rates: {layer name: rate} for the groups of chosen producers;
-    criterion: "l1" (default, as Wootz), "l2", "bn_scale", "taylor"
-        (needs data=(x, y)), or "random";
+    criterion: a name from `wz.importance.names()` ("l1" default, as Wootz;
+        "l2", "bn_scale", "taylor" (needs data=(x, y)), "random"), an
+        `Importance` object, or a function of a layer's filters;
     schedule: a tfmot PruningSchedule; masks then start full and follow it
         during `fit` with the `UpdatePruningStep` callback;
     round_to: keep channel counts multiples of this.
@@ -102,73 +160,108 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
         >>> float(pruned.get_layer("block1_conv").mask.numpy().sum())
         8.0
     """
-    if is_pruned(model):
-        raise ValueError(f"model {model.name!r} already carries pruning wrappers; "
-                         "strip_pruning it first")
-    if not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
-    _check_criterion(criterion)
-    analysis = ChannelAnalysis(model)
+    _check_round_to(round_to)
+    crit = importance.get(criterion)
+    analysis = analysis_of(model)
     group_rates = resolve_group_rates(analysis, rate, rates)
     targets = [g for g, r in group_rates.items() if r > 0 or schedule is not None]
     if schedule is not None:
         pruned = np.zeros(analysis.labels.max() + 1, bool)
     else:
-        scores = group_scores(analysis, targets, criterion, data=data, loss=loss, seed=seed)
+        scores = group_scores(analysis, targets, crit, data=data, loss=loss, seed=seed,
+                              cache=analysis is model)
         pruned = select_pruned(analysis, group_rates, scores, round_to)
     return wrap_model(analysis, group_rates, targets, pruned, schedule)
 
 
 def prune_compact(model, rate=None, rates=None, criterion="l1", round_to=1, data=None,
-                  loss="sparse_categorical_crossentropy", seed=0):
+                  loss="sparse_categorical_crossentropy", seed=0, group_rates=None):
     """One-shot pruning straight to the physically smaller model.
 
     The same choice of filters as `strip_pruning(prune_filters(...))`
-    without building the masked model in between (half the work; what
-    assembling many candidate networks needs).
+    without building the masked model in between (what assembling many
+    candidate networks needs).
+
+    model: a Keras model or, to prune one teacher many times, its
+    `ChannelAnalysis`: the analysis is then reused as is and the teacher's
+    importance scores are computed once per criterion and cached on it, so
+    each call costs only the selection and the rebuild (the teacher's weights
+    must not change meanwhile; `analysis.clear_cache()` after they do).
+    group_rates: {group id: rate} instead of rate / rates.
 
     Example:
         >>> from wootz_keras import zoo
+        >>> from wootz_keras.graph import ChannelAnalysis
         >>> small = prune_compact(zoo.plain_cnn(), rate=0.5)
         >>> small.get_layer("block1_conv").filters
         8
+        >>> teacher = ChannelAnalysis(zoo.plain_cnn())
+        >>> [prune_compact(teacher, rate=r).count_params() for r in (0.25, 0.5)]
+        [34678, 15634]
     """
-    if is_pruned(model):
-        raise ValueError(f"model {model.name!r} already carries pruning wrappers; "
-                         "strip_pruning it first")
-    analysis = ChannelAnalysis(model)
-    group_rates = resolve_group_rates(analysis, rate, rates)
+    _check_round_to(round_to)
+    crit = importance.get(criterion)
+    analysis = analysis_of(model)
+    if group_rates is None:
+        group_rates = resolve_group_rates(analysis, rate, rates)
+    else:
+        group_rates = check_group_rates(analysis, group_rates)
     targets = [g for g, r in group_rates.items() if r > 0]
-    scores = group_scores(analysis, targets, criterion, data=data, loss=loss, seed=seed)
+    scores = group_scores(analysis, targets, crit, data=data, loss=loss, seed=seed,
+                          cache=analysis is model)
     return apply_pruning(analysis, select_pruned(analysis, group_rates, scores, round_to))
+
+
+def check_group_rates(analysis, group_rates):
+    """{group id: rate} checked: known, prunable groups and rates in [0, 1)."""
+    if not isinstance(group_rates, dict):
+        raise ValueError(f"group_rates must be a dict {{group id: rate}}, got {group_rates!r}")
+    out = {}
+    for gid, r in group_rates.items():
+        if not isinstance(gid, (int, np.integer)) or not 0 <= gid < len(analysis.groups):
+            raise ValueError(f"group_rates: no dependency group {gid!r}")
+        group = analysis.groups[gid]
+        r = check_rate(r, f"group_rates[{gid}]")
+        if r > 0 and not group.prunable:
+            raise ValueError(f"group {gid} ({group.producers[0]!r}) is not prunable: {group.reason}")
+        out[int(gid)] = r
+    return out
 
 
 def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
     """Copy of the analysed model with wrappers on every layer that must be
     masked for the target groups, masks set from `pruned`."""
     targets = set(targets)
+    graph = analysis.graph
     wrap = {}
     for call in analysis.needs_mask:
-        key = _mask_space(analysis, call)
+        key = analysis.mask_space(call)
         gids = set(analysis.element_index(key)[0].tolist()) & targets
         if gids:
-            wrap[id(call.core)] = (key, max(group_rates[g] for g in gids))
+            out = call.outputs[0]
+            wrap[id(call.core)] = (key, max(group_rates[g] for g in gids),
+                                   out.axis_or_last - len(out.shape), call.rule.masked_call)
     cleaned = _cleaned_by_consumers(analysis, wrap)
     pairs = []
 
+    presets = {}
+
     def make_layer(layer):
-        new = copy_config(layer)
+        name = graph.name_of(layer)
+        new = copy_config(layer, **({"name": name} if name != layer.name else {}))
         pairs.append((layer, new))
+        if layer.weights:
+            presets[id(new)] = layer.get_weights()
         if id(layer) in wrap:
-            return PruneWrapper(new, rate=wrap[id(layer)][1], schedule=schedule,
-                                mask_output=id(layer) not in cleaned)
+            _, rate, axis, masked_call = wrap[id(layer)]
+            return PruneWrapper(new, rate=rate, schedule=schedule,
+                                mask_output=id(layer) not in cleaned, axis=axis,
+                                mask_input=masked_call is not None)
         return new
 
-    wrapped = rebuild(analysis.graph.model, make_layer)
+    wrapped = rebuild(graph.model, make_layer, opened=graph.opened, presets=presets)
     original = {id(new): old for old, new in pairs}
-    for old, new in pairs:
-        if old.weights:
-            new.set_weights(old.get_weights())
+    set_presets(presets, [new for _, new in pairs])
     for layer in wrapped._flatten_layers(include_self=False):
         if isinstance(layer, PruneWrapper):
             key = wrap[id(original[id(layer.layer)])][0]
@@ -206,7 +299,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
     """Advance tfmot pruning schedules during `fit` and recompute the masks.
 
     At every step where a wrapper's schedule says prune, each pruned group
-    drops its lowest-scored units (criterion "l1") up to
+    drops its lowest-scored units (by `criterion`: a name, an Importance
+    object or a function, as for prune_filters; "l1" by default) up to
     rate x (schedule sparsity / schedule final sparsity).
 
     Example:
@@ -219,10 +313,11 @@ class UpdatePruningStep(keras.callbacks.Callback):
 
     def __init__(self, criterion="l1"):
         super().__init__()
-        if criterion == "taylor":
-            raise ValueError("UpdatePruningStep cannot use criterion 'taylor' (it has no batch of "
-                             "data); use 'l1', 'l2', 'bn_scale' or 'random'")
-        self.criterion = _check_criterion(criterion)
+        crit = importance.get(criterion)
+        if crit.needs_data:
+            raise ValueError(f"UpdatePruningStep cannot use criterion {criterion!r} (it needs a "
+                             "batch of data); use 'l1', 'l2', 'bn_scale' or 'random'")
+        self.criterion = crit
 
     def on_train_begin(self, logs=None):
         self._wrappers = [l for l in self.model._flatten_layers(include_self=False)
@@ -233,7 +328,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
         calls = {id(c.core): c for c in self._analysis.needs_mask}
         self._group_rates = {}
         for w in self._wrappers:
-            key = _mask_space(self._analysis, calls[id(w.layer)])
+            key = self._analysis.mask_space(calls[id(w.layer)])
             for g in set(self._analysis.element_index(key)[0].tolist()) - {-1}:
                 self._group_rates[g] = max(self._group_rates.get(g, 0.0), w.rate)
         sched = self._wrappers[0].schedule
@@ -254,5 +349,5 @@ class UpdatePruningStep(keras.callbacks.Callback):
         pruned = select_pruned(self._analysis, rates, scores)
         calls = {id(c.core): c for c in self._analysis.needs_mask}
         for w in self._wrappers:
-            key = _mask_space(self._analysis, calls[id(w.layer)])
+            key = self._analysis.mask_space(calls[id(w.layer)])
             w.mask.assign(self._analysis.keep_mask(key, pruned).astype("float32"))
