@@ -67,7 +67,7 @@ def user_model(image_folder, tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = _user_cnn((32, 32, 3))
     d = data.load_data_for(model, str(image_folder), seed=0)
-    model.fit(d.train.batches(32, shuffle=True), epochs=2, verbose=0)
+    model.fit(d.train.batches(32, shuffle=True), epochs=2, verbose=0, shuffle=False)
     path = tmp_path_factory.mktemp("model") / "user_cnn.keras"
     model.save(path)
     return path

@@ -74,7 +74,7 @@ def main(argv):
     if epochs:
         print(f"training {model.name} for {epochs} epoch(s) on {data.source}", flush=True)
         ts.compile(model, keras.optimizers.Adam(FLAGS.learning_rate))
-        model.fit(train, epochs=epochs, verbose=cli.progress_verbose())
+        model.fit(train, epochs=epochs, verbose=cli.progress_verbose(), shuffle=False)
     before = measure(model)
     pruned = wz.prune_filters(model, rate=rate, rates=rates, criterion=criterion,
                               round_to=FLAGS.round_to, data=data.train.numpy(256))
@@ -83,7 +83,8 @@ def main(argv):
     if FLAGS.finetune_epochs:
         print(f"fine-tuning the pruned model for {FLAGS.finetune_epochs} epoch(s)", flush=True)
         ts.compile(small, keras.optimizers.Adam(FLAGS.learning_rate))
-        small.fit(train, epochs=FLAGS.finetune_epochs, verbose=cli.progress_verbose())
+        small.fit(train, epochs=FLAGS.finetune_epochs, verbose=cli.progress_verbose(),
+                  shuffle=False)
     tuned = measure(small)
     p0, p1 = wz.count_params(model), wz.count_params(small)
     f0, f1 = wz.count_flops(model), wz.count_flops(small)

@@ -20,6 +20,7 @@ _native_logs.quiet_for_commands()  # a wootz-* command: TF's native start-up lin
 from wootz_keras.compose import Assembler, PretrainedBlocks, assemble, pretrain_blocks
 from wootz_keras.export.api import ExportError, export
 from wootz_keras.graph import (
+    ChannelAnalysis,
     ChannelRule,
     DependencyGroup,
     LayerGraph,
@@ -40,6 +41,7 @@ from wootz_keras.pruning import (
     CRITERIA,
     PruneWrapper,
     UpdatePruningStep,
+    estimate_cost,
     importance,
     is_pruned,
     prune_compact,
@@ -51,10 +53,10 @@ from wootz_keras.training import Protocol, evaluate, fine_tune
 from wootz_keras.workflow.runner import explore
 
 __all__ = [
-    "Assembler", "Block", "CRITERIA", "ChannelRule", "Config", "ConfigSpace", "DependencyGroup",
+    "Assembler", "Block", "CRITERIA", "ChannelAnalysis", "ChannelRule", "Config", "ConfigSpace", "DependencyGroup",
     "ExportError", "LayerGraph", "Plan", "PretrainedBlocks", "Protocol", "PruneWrapper",
     "UpdatePruningStep", "assemble", "count_flops", "count_params", "dependency_groups",
-    "evaluate", "explore", "export", "find_modules", "fine_tune", "importance", "is_pruned",
+    "estimate_cost", "evaluate", "explore", "export", "find_modules", "fine_tune", "importance", "is_pruned",
     "parse_objective", "plan_tuning_blocks", "pretrain_blocks", "prune_compact",
     "prune_filters", "register_channel_rule", "strip_pruning",
 ]

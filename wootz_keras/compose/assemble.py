@@ -9,6 +9,7 @@ import re
 
 import keras
 
+from wootz_keras.planner.config_space import module_group_rates
 from wootz_keras.planner.modules import find_modules
 from wootz_keras.pruning.prune import prune_compact
 from wootz_keras.utils.rates import check_rates
@@ -39,13 +40,9 @@ class Assembler:
         self.teacher = teacher
         self.modules = modules if modules is not None else find_modules(teacher)
 
-    def layer_rates(self, start, rates):
-        """{producer layer name: rate} for modules start .. start + len(rates) - 1."""
-        out = {}
-        for module, r in zip(self.modules[start:start + len(rates)], rates):
-            for name in module.prunable_layers:
-                out[name] = float(r)
-        return out
+    def group_rates(self, start, rates):
+        """{dependency group id: rate} for modules start .. start + len(rates) - 1."""
+        return module_group_rates(self.modules, rates, start)
 
     def check_config(self, config):
         """The rate tuple of a Config / plan entry / sequence, checked against the modules."""
@@ -55,18 +52,19 @@ class Assembler:
                              f"{len(self.modules)} modules ({self.modules.names[0]} ...)")
         return rates
 
-    def _pruned(self, layer_rates):
-        layer_rates = {k: v for k, v in layer_rates.items() if v > 0}
-        if not layer_rates:
+    def _pruned(self, group_rates):
+        group_rates = {g: r for g, r in group_rates.items() if r > 0}
+        if not group_rates:
             return copy_model(self.teacher)
-        return prune_compact(self.teacher, rates=layer_rates)
+        # the teacher's analysis (and its L1 scores, cached on it) serve every candidate
+        return prune_compact(self.modules.analysis, group_rates=group_rates)
 
     def assemble(self, config, blocks=None):
         """The compact pruned network for `config`: modules covered by a
         pre-trained block take its weights, the rest L1-pruned teacher
         weights (`blocks=None`: default pruning)."""
         rates = self.check_config(config)
-        net = self._pruned(self.layer_rates(0, rates))
+        net = self._pruned(self.group_rates(0, rates))
         if blocks is not None:
             for block in blocks.cover(rates):
                 for layer_name, weights in blocks.weights(block).items():
@@ -82,7 +80,7 @@ class Assembler:
         """The pruned sub-network of one block, initialised by L1 pruning: its
         input is the teacher's tensor entering module `start`, its output the
         tensor leaving the block's last module (both keep their shape)."""
-        net = self._pruned(self.layer_rates(start, rates))
+        net = self._pruned(self.group_rates(start, rates))
         first, last = self.modules[start], self.modules[start + len(rates) - 1]
         inputs = net.get_layer(first.input_layer).output if first.input_layer else net.inputs[0]
         outputs = net.get_layer(last.output_layer).output

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 
 from wootz_keras.graph.cost import call_macs, count_flops, count_params
-from wootz_keras.pruning.prune import units_to_keep
+from wootz_keras.pruning.estimate import estimate_cost, pruned_channels
 from wootz_keras.utils.io import read_document, write_document
 from wootz_keras.utils.rates import check_rates
 
@@ -26,74 +26,16 @@ class Config:
         return len(self.rates)
 
 
-class _SizeModel:
-    """Params / FLOPs of a module list's pruned networks from channel counts
-    alone: built once per teacher (it walks the graph once), then each
-    estimate is arithmetic."""
-
-    def __init__(self, modules):
-        analysis = modules.analysis
-        graph = analysis.graph
-        self.modules = modules
-        self.group_sizes = {g: analysis.groups[g].size for m in modules for g in m.groups}
-        # channels each module's groups remove from each tensor, per unit
-        self.per_tensor = {}
-        for t in graph.tensors:
-            gids, _ = analysis.element_index(("t", id(t)))
-            counts = {}
-            for m, module in enumerate(modules):
-                n = int(np.isin(gids, module.groups).sum())
-                if n:
-                    counts[m] = n
-            if counts:
-                self.per_tensor[id(t)] = counts
-        self.graph = graph
-        self.full_params = count_params(graph)
-        self.full_flops = count_flops(graph)
-
-    def estimate(self, rates):
-        channels = self._channels(rates)
-        return count_params(self.graph, channels), count_flops(self.graph, channels)
-
-    def module_flops(self, start, rates):
-        """FLOPs of modules start .. start + len(rates) - 1 pruned at `rates`
-        (a tuning block's student), the other modules unpruned."""
-        full = [0.0] * len(self.modules)
-        full[start:start + len(rates)] = rates
-        channels = self._channels(full)
-        layers = {name for m in self.modules[start:start + len(rates)] for name in m.layers}
-        return int(2 * sum(call_macs(c, *channels.get(id(c), (None, None)))
-                           for c in self.graph.calls if c.core.name in layers))
-
-    def _channels(self, rates):
-        fraction = []
-        for module, r in zip(self.modules, rates):
-            sizes = [self.group_sizes[g] for g in module.groups]
-            kept = [units_to_keep(s, r) for s in sizes]
-            fraction.append(1 - sum(kept) / sum(sizes))
-        removed = {tid: int(round(sum(n * fraction[m] for m, n in counts.items())))
-                   for tid, counts in self.per_tensor.items()}
-        channels = {}
-        for call in self.graph.calls:
-            if not call.inputs:
-                continue
-            cin = call.inputs[0].channels - removed.get(id(call.inputs[0]), 0)
-            cout = call.outputs[0].channels - removed.get(id(call.outputs[0]), 0)
-            channels[id(call)] = (cin, cout)
-        return channels
-
-
-def size_model(modules):
-    """The (cached) size model of a ModuleList: one per teacher."""
-    model = getattr(modules, "_size_model", None)
-    if model is None:
-        model = modules._size_model = _SizeModel(modules)
-    return model
+def module_group_rates(modules, rates, start=0):
+    """{dependency group id: rate} of modules start .. start + len(rates) - 1."""
+    return {g: float(r) for m, r in zip(modules[start:start + len(rates)], rates)
+            for g in m.groups}
 
 
 def estimate_size(modules, rates):
     """(params, flops) of the network pruned at one rate per module, without
-    building it: the one place sizes are estimated.
+    building it (the engine's `estimate_cost`, exact): the one place sizes of
+    configurations are estimated.
 
     Example:
         >>> from wootz_keras import zoo
@@ -107,7 +49,30 @@ def estimate_size(modules, rates):
     if len(rates) != len(modules):
         raise ValueError(f"config has {len(rates)} rates but the model has {len(modules)} "
                          f"modules ({modules.names[0]} ...)")
-    return size_model(modules).estimate(rates)
+    return estimate_cost(modules.analysis, group_rates=module_group_rates(modules, rates))
+
+
+def full_size(modules):
+    """(params, flops) of the unpruned network."""
+    return count_params(modules.analysis), count_flops(modules.analysis)
+
+
+def block_flops(modules, start, rates):
+    """FLOPs of modules start .. start + len(rates) - 1 pruned at `rates` (a
+    tuning block's student), per image.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> from wootz_keras.planner.modules import find_modules
+        >>> mods = find_modules(zoo.resnet_cifar(depth=8))
+        >>> block_flops(mods, 0, (0.5,)) < block_flops(mods, 0, (0.0,))
+        True
+    """
+    analysis = modules.analysis
+    channels = pruned_channels(analysis, module_group_rates(modules, rates, start))
+    layers = {name for m in modules[start:start + len(rates)] for name in m.layers}
+    calls = [c for c in analysis.graph.calls if c.core.name in layers]
+    return int(2 * sum(call_macs(c, *channels.get(id(c), (None, None))) for c in calls))
 
 
 class ConfigSpace:
@@ -133,11 +98,11 @@ class ConfigSpace:
 
     @property
     def full_params(self):
-        return size_model(self.modules).full_params
+        return full_size(self.modules)[0]
 
     @property
     def full_flops(self):
-        return size_model(self.modules).full_flops
+        return full_size(self.modules)[1]
 
     def estimate(self, rates):
         """(params, flops) of the pruned network for one configuration."""

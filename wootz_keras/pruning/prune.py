@@ -1,31 +1,17 @@
 """`prune_filters`: wrap a model so chosen filters are masked, one-shot or gradually."""
 
 import math
-import numbers
 
 import keras
 import numpy as np
 
+from wootz_keras.utils.rates import check_rate  # noqa: F401 (re-exported)
 from wootz_keras.graph.dependency import ChannelAnalysis
 from wootz_keras.pruning import importance
 from wootz_keras.pruning.importance import group_scores
 from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets
 from wootz_keras.pruning.surgery import apply_pruning
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
-
-
-def check_rate(rate, what="rate"):
-    """`rate` as a float in [0, 1); ValueError naming `what` otherwise (the
-    one place pruning rates are checked).
-
-    Example:
-        >>> check_rate(0.5, "rates['conv1']")
-        0.5
-    """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) \
-            or not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"{what} must be a number in [0, 1), got {rate!r}")
-    return float(rate)
 
 
 def _check_round_to(round_to):

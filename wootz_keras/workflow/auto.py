@@ -78,8 +78,7 @@ def predict_pretrain_seconds(assembler, plan, steps, default_rows):
     seconds per training FLOP and the multiplexing model's FLOPs per step
     (one teacher forward pass + forward and backward of every student, taken
     as 3x its forward FLOPs, as for a candidate's training step)."""
-    from wootz_keras.planner.config_space import size_model
-    sizes = size_model(assembler.modules)
+    from wootz_keras.planner.config_space import block_flops, full_size
     per_flop = []
     for row in default_rows:
         t = row.get("extra", {}).get("time", {})
@@ -88,8 +87,8 @@ def predict_pretrain_seconds(assembler, plan, steps, default_rows):
             per_flop.append(t["train"] / (train_steps * 3.0 * row["flops"]))
     if not per_flop or not plan.blocks:
         return math.inf if plan.blocks else 0.0
-    students = sum(sizes.module_flops(b.start, b.rates) for b in plan.blocks)
-    mux_flops = sizes.full_flops + 3.0 * students
+    students = sum(block_flops(assembler.modules, b.start, b.rates) for b in plan.blocks)
+    mux_flops = full_size(assembler.modules)[1] + 3.0 * students
     return float(steps * mux_flops * np.median(per_flop))
 
 

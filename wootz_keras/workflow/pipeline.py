@@ -119,7 +119,7 @@ def train_teacher(settings, data, path, log=print):
     teacher.compile(keras.optimizers.Adam(schedule), loss, metrics=["accuracy"])
     history = teacher.fit(data.train.batches(settings.batch_size, shuffle=True, seed=settings.seed),
                           epochs=settings.teacher_epochs, validation_data=data.val.numpy(),
-                          verbose=2)
+                          verbose=2, shuffle=False)
     curve = [{"epoch": i + 1, "train_accuracy": round(float(a), 4),
               "val_accuracy": round(float(v), 4)}
              for i, (a, v) in enumerate(zip(history.history["accuracy"],
