@@ -62,6 +62,7 @@ def explore(args):
     tf.config.experimental.enable_op_determinism()
     import keras
     from wootz_keras import data
+    from wootz_keras.training import Protocol
     from wootz_keras.workflow.runner import explore as run_explore
 
     keras.utils.set_random_seed(0)
@@ -69,9 +70,10 @@ def explore(args):
     train = data.load_fashion_mnist("train", limit=512, seed=0)
     val = data.load_fashion_mnist("test", limit=256, seed=1)
     result = run_explore(teacher, EXPLORE_CONFIGS, train, val, objective=args.objective,
-                         journal=args.journal, finetune_steps=args.finetune_steps,
-                         batch_size=32, worker_index=args.worker, num_workers=args.workers,
-                         progress=False, seed=0)
+                         journal=args.journal, progress=False, seed=0,
+                         protocol=Protocol(max_steps=args.finetune_steps, eval_every=5,
+                                           batch_size=32),
+                         worker=None if args.worker is None else str(args.worker))
     with open(args.out + ".tmp", "w") as f:
         json.dump(result.to_dict(), f)
     os.replace(args.out + ".tmp", args.out)
