@@ -11,7 +11,10 @@ target" from the rows' validation curves: fine-tuning does not depend on
 the target (only where it stops), so a looser target stops each candidate
 at its first evaluation that reaches it. A row that stopped because it met
 the run's own target says nothing about a tighter one beyond its curve:
-such answers are None ("not answerable from this run").
+such answers are None ("not answerable from this run"). Where an
+evaluation was screened (`Protocol.screen`) and not completed, the screened
+value stands in for the whole split's, and the answer says it is
+`estimated`.
 
 Example:
     >>> rows = [dict(index=0, position=0, params=10, flops=5, seconds=4.0, final_accuracy=0.8,
@@ -149,17 +152,21 @@ def replay(rows, target):
             out.append(None)
             continue
         offset = float(extra.get("time", {}).get("assemble", 0.0))
-        hit = next((p for p in curve if p.get("full") is not None
-                    and p["full"] >= target - 1e-9), None)
+
+        def value(p):
+            return p["full"] if p.get("full") is not None else p.get("screen")
+        hit = next((p for p in curve if value(p) is not None and value(p) >= target - 1e-9),
+                   None)
         if hit is not None:
             out.append({"index": row["index"], "position": row["position"], "met": True,
-                        "final": hit["full"], "seconds": offset + float(hit["t"])})
-        elif extra.get("stop") == "met" or any(
-                p.get("full") is None and p.get("screen", 0) >= target - 0.05 for p in curve):
-            out.append(None)            # stopped (or screened) too early to tell
+                        "final": value(hit), "seconds": offset + float(hit["t"]),
+                        "estimated": hit.get("full") is None})
+        elif extra.get("stop") == "met":
+            out.append(None)            # stopped at the run's target: says nothing beyond it
         else:
             out.append({"index": row["index"], "position": row["position"], "met": False,
-                        "final": row["final_accuracy"], "seconds": float(row["seconds"])})
+                        "final": row["final_accuracy"], "seconds": float(row["seconds"]),
+                        "estimated": False})
     return out
 
 
@@ -167,17 +174,18 @@ def replay_exploration(rows, num_candidates, target):
     """(tried, seconds, winner row replayed) of a smallest-first exploration
     for `target`, or None when the rows cannot answer it."""
     rows = sorted(rows, key=lambda r: r.get("position", 0))
-    tried, seconds = 0, 0.0
+    tried, seconds, estimated = 0, 0.0, False
     for k, (row, r) in enumerate(zip(rows, replay(rows, target))):
         if row.get("position") != k or r is None:
             return None
         tried += 1
         seconds += r["seconds"]
+        estimated = estimated or r["estimated"]
         if r["met"]:
-            return tried, seconds, dict(r, params=row["params"])
+            return tried, seconds, dict(r, params=row["params"], estimated=estimated)
     if len(rows) < num_candidates:
         return None
-    return tried, seconds, None
+    return tried, seconds, {"params": None, "estimated": estimated}
 
 
 def alpha_sweep(results, full_accuracy, pretrain_seconds, alphas):
@@ -193,7 +201,7 @@ def alpha_sweep(results, full_accuracy, pretrain_seconds, alphas):
             line[mode] = None if got is None else {
                 "tried": got[0], "seconds": got[1] + (pretrain_seconds if mode == "composed"
                                                       else 0.0),
-                "winner_params": got[2]["params"] if got[2] else None}
+                "winner_params": got[2]["params"], "estimated": got[2]["estimated"]}
         if line["default"] and line["composed"] and line["composed"]["seconds"] > 0:
             line["speedup"] = line["default"]["seconds"] / line["composed"]["seconds"]
         else:

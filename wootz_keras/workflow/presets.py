@@ -32,7 +32,7 @@ class Settings:
     """
     depth: int = 14
     width: int = 16
-    train_size: int = 24_000
+    train_size: int = 20_000
     val_size: int = 4_000
     test_size: int = None
     teacher_epochs: int = 8
@@ -45,8 +45,8 @@ class Settings:
     pretrain_steps: int = 300
     pretrain_learning_rate: float = 1e-3
     batch_size: int = 64
-    protocol: Protocol = Protocol()
-    objective: str = "smallest_params:alpha=0.01"
+    protocol: Protocol = Protocol(max_steps=800, eval_every=100, patience=3, screen=1000)
+    objective: str = "smallest_params:alpha=0.02"
     mode: str = "auto"
     compare_default: bool = True
     medians_sample: int = 4
@@ -86,7 +86,11 @@ SCALES = {
                      teacher_epochs=2, num_configs=8, pretrain_steps=30, medians_sample=2,
                      init_size=300, objective="smallest_params:alpha=0.1",
                      protocol=Protocol(max_steps=20, eval_every=10, patience=2, batch_size=32)),
-    # 2 CPU cores: see benchmarks/composability.py and the README for what it measures
+    # 2 CPU cores. The regime the method is for (docs/method.md): a teacher trained to a
+    # plateau (8 epochs; 0.918 on the validation split in a pilot run) and a target, 2%
+    # below it, that the pilot's smallest default-pruned candidates did not reach within
+    # the budget while larger ones did. Fixed before the benchmark run; benchmarks/
+    # composability.py publishes the whole alpha sweep.
     "small": Settings(),
     # one GPU
     "full": Settings(depth=20, width=16, train_size=None, val_size=5_000, teacher_epochs=15,
