@@ -41,19 +41,26 @@ def main(argv):
     cli.check_model_flag()
     rates = cli.parse_layer_rates(FLAGS.rates) if FLAGS.rates is not None else None
     rate = FLAGS.rate if (rates is None or FLAGS["rate"].present) else None
+    if rate is not None:
+        from wootz_keras.utils.rates import check_rate
+        try:
+            check_rate(rate, "--rate")
+        except ValueError as e:
+            raise cli.UsageError(str(e)) from None
     for flag, low in (("round_to", 1), ("train_size", 1), ("test_size", 1), ("epochs", 0),
                       ("finetune_epochs", 0), ("batch_size", 1)):
         cli.check_at_least(flag, low)
     if FLAGS.out is not None and not FLAGS.out.endswith(".keras"):
         raise cli.UsageError(f"--out must name a .keras file, got {FLAGS.out!r}")
+    from wootz_keras.pruning import importance
+    try:
+        criterion = importance.get(FLAGS.criterion)
+    except ValueError as e:
+        raise cli.UsageError(f"--criterion: {e}") from None
     import keras
     import wootz_keras as wz
     from wootz_keras import zoo
     from wootz_keras.data import load_data, load_data_for, training_spec
-    try:
-        criterion = wz.importance.get(FLAGS.criterion)
-    except ValueError as e:
-        raise cli.UsageError(f"--criterion: {e}") from None
     keras.utils.set_random_seed(FLAGS.seed)
     limits = dict(seed=FLAGS.seed, train_limit=FLAGS.train_size, test_limit=FLAGS.test_size,
                   test_fraction=FLAGS.test_fraction)
