@@ -10,7 +10,7 @@ once), record it under its claim. Each worker times every claim and every
 record; the table gives the median and 95th percentile over all workers,
 the whole claim + record cycle, the throughput, and the cycle as a fraction
 of one candidate's training (--candidate_seconds; ~10 s for a 60-step
-candidate on 2 CPU cores, DESIGN.md). It also checks that every position
+candidate on 2 CPU cores, docs/design.md). It also checks that every position
 was recorded exactly once.
 
     python benchmarks/claims.py --workers=8 --candidates=400 --evaluate_ms=0,50

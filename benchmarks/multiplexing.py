@@ -1,4 +1,4 @@
-"""Multiplexed block pre-training vs one run per block (WOOTZ.md step 4).
+"""Multiplexed block pre-training vs one run per block (docs/method.md step 4).
 
 The same K tuning blocks of a CIFAR-style ResNet are pre-trained
 teacher-student on the same real Fashion-MNIST batches, for the same number

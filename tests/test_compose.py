@@ -1,4 +1,4 @@
-"""Composability: assembly, multiplexed block pre-training, block storage (WOOTZ.md 4-5).
+"""Composability: assembly, multiplexed block pre-training, block storage (docs/method.md 4-5).
 
 Everything runs on real Fashion-MNIST images with a tiny CIFAR-style
 ResNet-8 (width 8, three residual modules) so the file stays fast on CPU.

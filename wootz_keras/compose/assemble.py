@@ -1,4 +1,4 @@
-"""Pruned networks of one teacher: candidates (WOOTZ.md step 5) and students.
+"""Pruned networks of one teacher: candidates (docs/method.md step 5) and students.
 
 An `Assembler` is made once per teacher: it holds the teacher's modules and
 their channel analysis, so every candidate and every student block after

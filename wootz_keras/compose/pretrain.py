@@ -1,11 +1,11 @@
-"""Multiplexed teacher-student pre-training of tuning blocks (WOOTZ.md step 4).
+"""Multiplexed teacher-student pre-training of tuning blocks (docs/method.md step 4).
 
 One teacher forward pass per batch feeds every student block of a group:
 each student reads the teacher's activation entering its first module and
 learns to reproduce the activation leaving its last module (MSE). On the
 TensorFlow backend a custom training loop runs under any tf.distribute
 strategy (Keras `fit` fails under MultiWorkerMirroredStrategy, see
-DESIGN.md); other Keras backends (e.g. JAX on a GPU) `fit` the same model.
+docs/design.md); other Keras backends (e.g. JAX on a GPU) `fit` the same model.
 """
 
 import time

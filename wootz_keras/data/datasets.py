@@ -1,4 +1,4 @@
-"""Loaders for the real offline datasets (see DESIGN.md)."""
+"""Loaders for the real offline datasets (see docs/design.md)."""
 
 import functools
 import gzip

@@ -1,7 +1,7 @@
 """Exploration: objectives, candidate order, a shared journal with work claims, reports.
 
 Independent of how candidates are built: give it `Candidate`s and a callable
-that fine-tunes and measures one (WOOTZ.md steps 6-7). The journal is an
+that fine-tunes and measures one (docs/method.md steps 6-7). The journal is an
 SQLite file (one machine) or a PostgreSQL database (workers on any machines).
 
 Example:

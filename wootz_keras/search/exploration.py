@@ -5,7 +5,7 @@ it takes `Candidate`s and a callable `evaluate(candidate)` that fine-tunes
 and measures one, returning ``{"init_accuracy": ..., "final_accuracy": ...}``
 (any other JSON-able keys are kept in the journal row's `extra`). The search
 times each call, records it in a `Journal` once it is complete, and stops
-early as the objective allows (WOOTZ.md step 6).
+early as the objective allows (docs/method.md step 6).
 
 Workers. Work is claimed, not pre-assigned: each worker (a process calling
 `explore_candidates` on the same journal -- an SQLite file on one machine,

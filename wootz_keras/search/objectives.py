@@ -1,4 +1,4 @@
-"""Candidates and exploration objectives (WOOTZ.md step 6).
+"""Candidates and exploration objectives (docs/method.md step 6).
 
 An objective decides three things: the order in which candidates are
 visited, the accuracy target that ends the search, and which finished

@@ -1,5 +1,5 @@
 """`explore`: assemble, fine-tune and measure candidate networks under an
-objective, journaled (WOOTZ.md steps 5-7).
+objective, journaled (docs/method.md steps 5-7).
 
 The search engine (`wootz_keras.search`) decides the order and when to
 stop; this module builds each candidate (`compose.Assembler`, once per
