@@ -107,7 +107,7 @@ def run_mode(teacher, modules, specs, make_dataset, steps, separate):
     for plan in plans:
         result = pretrain_blocks(teacher, plan, make_dataset(), steps=steps, modules=modules,
                                  verbose=0)
-        losses.update({b.name: b.final_loss for b in result})
+        losses.update({b.name: result.final_loss(b) for b in result})
     return time.perf_counter() - wall, time.process_time() - cpu, losses
 
 
