@@ -167,34 +167,36 @@ def test_wrong_number_of_classes_is_one_line(user_model, tmp_path):
     assert not (tmp_path / "run" / "journal.sqlite").exists()
 
 
-def test_auto_stays_default_when_the_smallest_candidate_meets_the_target(tmp_path):
-    """The easy regime: auto costs exactly what default pruning costs."""
+@pytest.fixture(scope="module")
+def quick_run():
+    """A ResNet-8 trained one epoch on 1,000 real images, 4 configurations, and
+    400 held-out images: explore(mode="auto") under an objective."""
     x, y = data.load_fashion_mnist("train", limit=1400, seed=0)
+    keras.utils.set_random_seed(0)
     teacher = zoo.resnet_cifar(8, width=8)
     teacher.compile("adam", "sparse_categorical_crossentropy")
     teacher.fit(x[:1000], y[:1000], epochs=1, verbose=0)
-    modules = wz.find_modules(teacher)
-    configs = wz.ConfigSpace(modules).sample(4, seed=0)
-    result = wz.explore(teacher, configs, (x[:1000], y[:1000]), (x[1000:], y[1000:]),
-                        objective="smallest_params:alpha=0.9", mode="auto",
-                        protocol=wz.Protocol(max_steps=4, eval_every=2, batch_size=32),
-                        journal=str(tmp_path / "j.sqlite"), progress=False)
+    configs = wz.ConfigSpace(wz.find_modules(teacher)).sample(4, seed=0)
+
+    def run(objective, journal, **kwargs):
+        return wz.explore(teacher, configs, (x[:1000], y[:1000]), (x[1000:], y[1000:]),
+                          objective=objective, mode="auto", journal=str(journal),
+                          progress=False, **kwargs)
+    return run
+
+
+def test_auto_stays_default_when_the_smallest_candidate_meets_the_target(quick_run, tmp_path):
+    """The easy regime: auto costs exactly what default pruning costs."""
+    result = quick_run("smallest_params:alpha=0.9", tmp_path / "j.sqlite",
+                       protocol=wz.Protocol(max_steps=4, eval_every=2, batch_size=32))
     assert result.decision["pretrain"] is False and result.composed is None
     assert result.winner["met"] and result.tried == 1 and result.pretrain_seconds == 0
 
 
-def test_auto_pretrains_when_the_smallest_default_candidate_falls_short(tmp_path):
+def test_auto_pretrains_when_the_smallest_default_candidate_falls_short(quick_run, tmp_path):
     """The hard regime: the first default candidate ends far below the target."""
-    x, y = data.load_fashion_mnist("train", limit=1400, seed=0)
-    teacher = zoo.resnet_cifar(8, width=8)
-    teacher.compile("adam", "sparse_categorical_crossentropy")
-    teacher.fit(x[:1000], y[:1000], epochs=1, verbose=0)
-    modules = wz.find_modules(teacher)
-    configs = wz.ConfigSpace(modules).sample(4, seed=0)
-    result = wz.explore(teacher, configs, (x[:1000], y[:1000]), (x[1000:], y[1000:]),
-                        objective="smallest_params:alpha=-0.5", mode="auto", pretrain_steps=3,
-                        protocol=wz.Protocol(max_steps=2, eval_every=2, batch_size=32),
-                        journal=str(tmp_path / "j.sqlite"), progress=False)
+    result = quick_run("smallest_params:alpha=-0.5", tmp_path / "j.sqlite", pretrain_steps=3,
+                       protocol=wz.Protocol(max_steps=2, eval_every=2, batch_size=32))
     assert result.decision["pretrain"] is True and "below the target" in result.decision["reason"]
     assert result.decision["default_positions"] == 1
     assert result.composed is not None and result.composed.tried == 4
