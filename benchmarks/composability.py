@@ -33,6 +33,9 @@ flags.DEFINE_enum("scale", "small", ["tiny", "small", "full"], "Preset sizes.")
 flags.DEFINE_string("out_dir", None, "Run folder (default runs/bench_<scale>); resumes.")
 flags.DEFINE_string("json", None, "Write the figures to this JSON file.")
 flags.DEFINE_list("counts", ["8", "16", "32", "64"], "Candidate counts of the growth sweep.")
+flags.DEFINE_string("objective", None, "Override the preset's objective (a second run for a "
+                    "tighter target; copy teacher.keras, configs.json, plan.json, blocks/ of a "
+                    "first run into --out_dir to reuse them).")
 FLAGS = flags.FLAGS
 
 KEYS = ("speedup", "speedup_auto", "auto_seconds", "overhead_fraction", "init_median",
@@ -103,6 +106,8 @@ def main(argv):
     from wootz_keras.workflow.presets import SCALES
     out_dir = FLAGS.out_dir or os.path.join("runs", f"bench_{FLAGS.scale}")
     settings = SCALES[FLAGS.scale]
+    if FLAGS.objective:
+        settings = settings.replace(objective=FLAGS.objective)
     figures = run_pipeline(settings, out_dir, export_dir=None, composed=True, log=RunLog())
     from wootz_keras.planner.tuning_blocks import Plan
     from wootz_keras.utils.io import read_json

@@ -132,6 +132,10 @@ def _markdown(figures, settings):
             f = figures[key]
             lines += ["", f"{title} ({f['over']}): median default {_fmt(f['default_median'])}, "
                           f"composed {_fmt(f['composed_median'])}."]
+    curve = figures.get("teacher_curve")
+    if curve:
+        lines += ["", "Teacher training (validation split each epoch): "
+                  + ", ".join(f"{p['epoch']}: {p['val_accuracy']:.4f}" for p in curve) + "."]
     sweep = figures.get("alpha_sweep")
     if sweep:
         lines += ["", "## Alpha sweep (replayed from this run's validation curves)", "",
