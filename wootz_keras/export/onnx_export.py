@@ -1,38 +1,129 @@
-"""ONNX: converted with tf2onnx, checked with onnx.checker, run in onnxruntime.
+"""ONNX: converted by tf2onnx from the SavedModel's serving signature, run in onnxruntime.
+
+Converting from the SavedModel (not from the Keras objects, as
+`tf2onnx.convert.from_keras` does) works for every kind of Keras 3 model:
+`from_keras` fails on any `keras.Sequential` (`KeyError: 'keras_tensor_N'`),
+fresh or reloaded from .keras / .h5. It also means ONNX and TFLite are
+converted from the same traced graph. The ONNX graph keeps the signature's
+names: one input named like the Keras InputLayer (see
+`savedmodel.input_name`), shaped ("batch", H, W, C), and one output "output_0".
 
 `ONNX_OPSET` is 18, the newest opset tf2onnx 1.17 knows (its
 `constants.OPSET_TO_IR_VERSION` stops at 18); onnxruntime runs it.
-The module is named onnx_export so it never shadows the `onnx` package.
+The module is named onnx_export so it never shadows the `onnx` package; it
+imports TensorFlow, tf2onnx, onnx and onnxruntime inside the functions only.
 """
 
-import logging
+import os
+import tempfile
 
 import numpy as np
-import tensorflow as tf
+
+from wootz_keras.export.quiet import quiet_converters
+from wootz_keras.export.savedmodel import SIGNATURE, write_savedmodel
 
 ONNX_OPSET = 18
+MAX_ONNX_BYTES = 2 ** 31 - 1  # one protobuf message: a single .onnx file holds at most 2 GB
+BATCH_DIM = "batch"
 
 
-def _input_spec(model):
-    inp = model.inputs[0]
-    return tf.TensorSpec((None, *inp.shape[1:]), tf.as_dtype(inp.dtype), name=inp.name)
+def check_onnx_size(model):
+    """RuntimeError, before any conversion, if the weights cannot fit in one .onnx file.
+
+    Example:
+        >>> from wootz_keras.zoo import plain_cnn
+        >>> check_onnx_size(plain_cnn())
+    """
+    size = sum(int(np.prod(w.shape)) * np.dtype(str(w.dtype)).itemsize for w in model.weights)
+    if size >= MAX_ONNX_BYTES:
+        raise RuntimeError(f"the model's {size / 2 ** 30:.2f} GiB of weights exceed the 2 GiB "
+                           "protobuf limit of a single .onnx file")
+
+
+def _unsupported_ops(proto):
+    """(op type, node name) of nodes left in the graph because tf2onnx has no conversion."""
+    import onnx
+
+    out = []
+    for node in proto.graph.node:
+        if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type):
+            name = node.name.removeprefix("StatefulPartitionedCall/")
+            out.append((node.op_type, name))
+    return out
+
+
+def _name_batch_dim(proto, name=BATCH_DIM):
+    """tf2onnx names the dynamic batch dimension e.g. "unk__52"; call it `name`."""
+    dims = [d for v in (*proto.graph.input, *proto.graph.output)
+            for d in v.type.tensor_type.shape.dim[:1] if d.dim_param]
+    old = {d.dim_param for d in dims}
+    for v in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info):
+        for d in v.type.tensor_type.shape.dim:
+            if d.dim_param in old:
+                d.dim_param = name
+
+
+def savedmodel_to_onnx(saved_model_dir, path, opset=ONNX_OPSET, signature=SIGNATURE):
+    """Convert a SavedModel's `signature` to an ONNX file at `path`, checked by onnx.checker.
+
+    Raises RuntimeError naming each TensorFlow op (and the node, i.e. the
+    layer path) that tf2onnx cannot convert.
+
+    Example:
+        >>> from wootz_keras.zoo import plain_cnn
+        >>> write_savedmodel(plain_cnn(), "/tmp/wz_doc_savedmodel")
+        >>> savedmodel_to_onnx("/tmp/wz_doc_savedmodel", "/tmp/wz_doc.onnx")
+    """
+    import onnx
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    with quiet_converters() as captured:
+        graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
+            saved_model_dir, None, None, tag=["serve"], signatures=[signature],
+            return_tensors_to_rename=True)
+        proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, name=os.path.basename(os.path.normpath(saved_model_dir)),
+            input_names=inputs, output_names=outputs, opset=opset, tensors_to_rename=renames)
+    missing = _unsupported_ops(proto)
+    if missing:
+        shown = ", ".join(f"{op} (node {name})" for op, name in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise RuntimeError(f"tf2onnx cannot convert TensorFlow op(s) {shown}{more}")
+    if proto.ByteSize() >= MAX_ONNX_BYTES:
+        raise RuntimeError(f"the ONNX graph ({proto.ByteSize() / 2 ** 30:.2f} GiB) exceeds the "
+                           "2 GiB protobuf limit of a single .onnx file")
+    errors = captured.errors()
+    _name_batch_dim(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as e:
+        hint = f" (tf2onnx: {errors[-1]})" if errors else ""
+        raise RuntimeError(f"onnx.checker rejects the converted graph: {e}{hint}") from None
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
 
 
 def write_onnx(model, path, opset=ONNX_OPSET):
     """Convert a single-input Keras model to ONNX at `path` (batch dimension left dynamic).
 
-    Example:
-        >>> from wootz_keras.zoo import plain_cnn
-        >>> write_onnx(plain_cnn(), "/tmp/wz_doc.onnx")
-    """
-    import onnx
-    import tf2onnx
+    Goes through a temporary SavedModel (`write_savedmodel`, then
+    `savedmodel_to_onnx`); `export()` reuses the SavedModel it writes anyway.
 
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=[_input_spec(model)], opset=opset)
-    onnx.checker.check_model(proto)
-    with open(path, "wb") as f:
-        f.write(proto.SerializeToString())
+    Example:
+        >>> import keras
+        >>> seq = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+        ...                         keras.layers.Dense(10)])
+        >>> write_onnx(seq, "/tmp/wz_doc_seq.onnx")
+        >>> OnnxRunner("/tmp/wz_doc_seq.onnx").input_shape
+        ['batch', 28, 28, 1]
+    """
+    check_onnx_size(model)
+    with tempfile.TemporaryDirectory(prefix="wz_onnx_") as scratch:
+        staged = os.path.join(scratch, "savedmodel")
+        with quiet_converters():
+            write_savedmodel(model, staged)
+        savedmodel_to_onnx(staged, path, opset=opset)
 
 
 class OnnxRunner:
@@ -41,8 +132,9 @@ class OnnxRunner:
     Example:
         >>> from wootz_keras.zoo import plain_cnn
         >>> write_onnx(plain_cnn(), "/tmp/wz_doc.onnx")
-        >>> OnnxRunner("/tmp/wz_doc.onnx").predict(np.zeros((2, 28, 28, 1), np.float32)).shape
-        (2, 10)
+        >>> runner = OnnxRunner("/tmp/wz_doc.onnx")
+        >>> runner.input_name, runner.predict(np.zeros((2, 28, 28, 1), np.float32)).shape
+        ('image', (2, 10))
     """
 
     def __init__(self, path, num_threads=1):
@@ -60,12 +152,13 @@ class OnnxRunner:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise RuntimeError(f"expected one input and one output, got {len(inputs)} and {len(outputs)}")
-        self._input, self._output = inputs[0].name, outputs[0].name
+        self.input_name, self.input_shape = inputs[0].name, list(inputs[0].shape)
+        self._output = outputs[0].name
 
     def predict(self, x):
-        return self._session.run([self._output], {self._input: np.asarray(x, np.float32)})[0]
+        return self._session.run([self._output], {self.input_name: np.asarray(x, np.float32)})[0]
 
     def latency_fn(self, x1):
         """A zero-argument callable running one batch (for timing)."""
-        feed = {self._input: np.asarray(x1, np.float32)}
+        feed = {self.input_name: np.asarray(x1, np.float32)}
         return lambda: self._session.run([self._output], feed)
