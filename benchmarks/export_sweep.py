@@ -68,6 +68,11 @@ flags.DEFINE_string("cpu_lock", "/tmp/wootz_cpu.lock", "flock file: shared while
                     "exclusive while timing ('' = no locking).")
 flags.DEFINE_string("work_dir", None, "Keep the exported files here (default: deleted per model).")
 flags.DEFINE_boolean("resume", False, "Keep the finished rows of --json and sweep the rest.")
+flags.DEFINE_float("max_rss_gb", 16.0, "Stop a model's conversion past this resident memory.")
+flags.DEFINE_float("min_free_gb", 1.0, "Stop a model's conversion when the machine has less "
+                   "memory available than this (before the kernel's OOM killer picks a victim).")
+flags.DEFINE_string("child_row", None, "Internal: convert the one model of --models in this "
+                    "process and write its row to this JSON file.")
 FLAGS = flags.FLAGS
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -248,8 +253,10 @@ def _recheck_float64(model, x, ref32, fmt, path, scale, tol):
     return fields
 
 
-def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8, tolerance=1e-4):
-    """Build, prune, strip, export and check one model. Never raises."""
+def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8, tolerance=1e-4,
+                progress=None):
+    """Build, prune, strip, export and check one model; never raises.
+    `progress(row)` is called as each stage starts (row["stage"]) and at the end."""
     import keras
     import numpy as np
 
@@ -258,10 +265,17 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
 
     row = dict(model=name, family=family, kind=None, input_size=size, params_before=None,
                params_after=None, flops_before=None, flops_after=None, flops_ratio=None,
-               output_scale=None, formats={}, full={}, status="error", seconds=None)
+               output_scale=None, formats={}, full={}, status="error", seconds=None, stage=None)
     start = time.perf_counter()
-    stage = "build"
+
+    def enter(stage):
+        row["stage"] = stage
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        if progress:
+            progress(row)
+
     try:
+        enter("build")
         keras.utils.set_random_seed(0)
         model, size = build(size)
         row.update(input_size=size, kind=kind(model))
@@ -269,10 +283,12 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
         randomise(model, calibration)
         row["params_before"] = int(model.count_params())
         row["flops_before"] = int(wz.count_flops(model))
-        stage = "prune_filters / strip_pruning"
+        enter("prune_filters / strip_pruning")
         pruned = wz.prune_filters(model, rate=rate)
         calibrate(pruned, calibration)
         stripped = wz.strip_pruning(pruned)
+        del pruned  # the masked model holds a second full-size copy of the weights
+        gc.collect()
         row["params_after"] = int(stripped.count_params())
         row["flops_after"] = int(wz.count_flops(stripped))
         row["flops_ratio"] = round(row["flops_after"] / max(row["flops_before"], 1), 4)
@@ -280,9 +296,9 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
         ref = np.asarray(stripped(x, training=False), np.float64)
         scale = float(np.abs(ref).max()) or 1.0
         row["output_scale"] = scale
-
         row["prune_s"] = round(time.perf_counter() - start, 1)
-        stage = "export (pruned)"
+
+        enter("export (pruned)")
         t = time.perf_counter()
         manifest = _export(stripped, os.path.join(work, "pruned"), FORMATS, x)
         for fmt in FORMATS:
@@ -296,31 +312,113 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
                 cell["status"] = "recheck"
             else:
                 cell["status"] = entry["status"].removeprefix("error: ")
-            if cell["status"] == "recheck":
-                stage = f"float64 re-check ({fmt})"
-                path = os.path.join(work, "pruned", entry["path"]) if entry["status"] == "ok" \
-                    else unverified_files(stripped, os.path.join(work, "recheck"), [fmt]).get(
-                        fmt, os.path.join(work, "recheck", "savedmodel"))
-                if os.path.exists(path):
-                    cell.update(_recheck_float64(stripped, x, ref, fmt, path, scale, tolerance))
-                else:
-                    cell["status"] = path  # the conversion's one-line error
             row["formats"][fmt] = cell
-
+        for fmt, cell in row["formats"].items():
+            if cell["status"] != "recheck":
+                continue
+            enter(f"float64 re-check ({fmt})")
+            if cell["exporter"] == "ok":
+                path = os.path.join(work, "pruned", manifest["formats"][fmt]["path"])
+            else:
+                made = unverified_files(stripped, os.path.join(work, "recheck"), [fmt])
+                path = made.get(fmt, os.path.join(work, "recheck", "savedmodel"))
+            if os.path.exists(path):
+                cell.update(_recheck_float64(stripped, x, ref, fmt, path, scale, tolerance))
+            else:
+                cell["status"] = path  # the conversion's one-line error
+        shutil.rmtree(os.path.join(work, "recheck"), ignore_errors=True)
+        shutil.rmtree(os.path.join(work, "pruned", "savedmodel"), ignore_errors=True)
+        ok = [row["formats"][f]["status"].startswith("ok") for f in FORMATS]
+        row["status"] = "ok" if all(ok) else f"{sum(ok)}/{len(FORMATS)} formats ok"
         row["export_s"] = round(time.perf_counter() - t, 1)
-        stage = "unpruned files (for latency)"
+        del stripped
+        gc.collect()
+
+        enter("unpruned TFLite / ONNX files (for latency)")
         t = time.perf_counter()
         made = unverified_files(model, os.path.join(work, "full"), ("tflite", "onnx"))
         row["full"] = {fmt: "ok" if os.path.exists(p) else p for fmt, p in made.items()}
+        shutil.rmtree(os.path.join(work, "full", "savedmodel"), ignore_errors=True)
         row["full_files_s"] = round(time.perf_counter() - t, 1)
-        ok = [row["formats"][f]["status"].startswith("ok") for f in FORMATS]
-        row["status"] = "ok" if all(ok) else f"{sum(ok)}/{len(FORMATS)} formats ok"
     except Exception as e:  # noqa: BLE001 - every failure is a result of the sweep
-        row["status"] = ps._short(f"error in {stage}: {type(e).__name__}: {e}")
+        message = ps._short(f"error in {row['stage']}: {type(e).__name__}: {e}")
+        if row["stage"].startswith("unpruned"):
+            row["full"] = {fmt: message for fmt in ("tflite", "onnx")}
+        else:
+            row["status"] = message
     finally:
         row["seconds"] = round(time.perf_counter() - start, 1)
+        row["stage"] = "done"
         keras.backend.clear_session()
         gc.collect()
+        if progress:
+            progress(row)
+    return row
+
+
+def _rss_gb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return 0.0
+
+
+def _available_gb():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2 ** 20
+    return float("inf")
+
+
+def convert_in_child(name, family, work):
+    """`convert_one` in a fresh interpreter (memory returned after each model),
+    stopped before the machine runs out of memory (MemAvailable < --min_free_gb,
+    or its RSS > --max_rss_gb): then the stage it was in gets a one-line error."""
+    import json
+    import subprocess
+
+    row_path = os.path.join(work, "row.json")
+    cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--child_row={row_path}",
+           f"--input_size={FLAGS.input_size}", f"--rate={FLAGS.rate}", f"--images={FLAGS.images}",
+           f"--tolerance={FLAGS.tolerance}", "--extras" if FLAGS.extras else "--noextras"]
+    child = subprocess.Popen(cmd)
+    peak, reason = 0.0, None
+    while child.poll() is None:
+        rss = _rss_gb(child.pid)
+        peak = max(peak, rss)
+        if rss > FLAGS.max_rss_gb:
+            reason = f"stopped at {rss:.1f} GB RSS (the sweep's limit is {FLAGS.max_rss_gb:g} GB)"
+        elif _available_gb() < FLAGS.min_free_gb:
+            reason = (f"stopped at {rss:.1f} GB RSS: the machine was out of memory "
+                      f"(< {FLAGS.min_free_gb:g} GB available)")
+        if reason:
+            child.kill()
+            child.wait()
+            break
+        time.sleep(0.25)
+    try:
+        with open(row_path) as f:
+            row = json.load(f)
+    except (OSError, ValueError):
+        row = dict(model=name, family=family, kind=None, input_size=FLAGS.input_size,
+                   params_before=None, params_after=None, flops_before=None, flops_after=None,
+                   flops_ratio=None, formats={}, full={}, seconds=None, stage="start")
+    row["peak_rss_gb"] = round(peak, 2)
+    if row.get("stage") != "done":
+        why = reason or f"the conversion process died (exit code {child.returncode})"
+        message = f"error in {row['stage']}: {why}"
+        if str(row["stage"]).startswith("unpruned"):
+            row["full"] = {fmt: message for fmt in ("tflite", "onnx")}
+        else:
+            for fmt in FORMATS:
+                row["formats"].setdefault(fmt, {"status": message})
+            row["status"] = message
+        row["stage"] = "done"
     return row
 
 
@@ -490,6 +588,14 @@ def main(argv):
                   tolerance=FLAGS.tolerance, threads=FLAGS.threads, latency=FLAGS.latency,
                   latency_rounds=FLAGS.latency_rounds, latency_seconds=FLAGS.latency_seconds,
                   cpu_lock=FLAGS.cpu_lock or None)
+    if FLAGS.child_row:
+        (name,) = names
+        family, build, preprocess = models[name]
+        work = os.path.dirname(os.path.abspath(FLAGS.child_row))
+        convert_one(name, family, build, preprocess, FLAGS.input_size, work, FLAGS.rate,
+                    FLAGS.images, FLAGS.tolerance,
+                    progress=lambda row: write_json(FLAGS.child_row, row))
+        return
     with cpu_lock(exclusive=False):
         vers = versions()
     rows, deferred, start = [], [], time.perf_counter()
@@ -545,9 +651,9 @@ def main(argv):
         family, build, preprocess = models[name]
         work = os.path.join(FLAGS.work_dir, name) if FLAGS.work_dir else \
             tempfile.mkdtemp(prefix=f"wz_sweep_{name}_")
+        os.makedirs(work, exist_ok=True)
         with cpu_lock(exclusive=False):
-            row = convert_one(name, family, build, preprocess, FLAGS.input_size, work,
-                              FLAGS.rate, FLAGS.images, FLAGS.tolerance)
+            row = convert_in_child(name, family, work)
         rows.append(row)
         if FLAGS.latency and row["formats"] and not timed(row, work, preprocess, wait=False):
             # others are computing: time it at the end rather than wait now

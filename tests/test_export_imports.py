@@ -94,6 +94,7 @@ def _check(result):
     assert len(result["public"]) == 12, result["public"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow not installed")
 def test_converters_not_imported_on_tensorflow_backend():
     """TF itself comes with Keras here; tf2onnx / onnx / onnxruntime / LiteRT must not."""
     result = _run_child("tensorflow", [p for p in HEAVY if p != "tensorflow"])
@@ -101,19 +102,15 @@ def test_converters_not_imported_on_tensorflow_backend():
     assert result["backend"] == "tensorflow"
 
 
-def _tf_free_backend():
-    # Keras's numpy backend needs jax (for fft); torch is a backend of its own.
-    if importlib.util.find_spec("jax") is not None:
-        return "numpy"
-    if importlib.util.find_spec("torch") is not None:
-        return "torch"
-    return None
+# Keras's numpy backend needs jax too (for fft).
+_NEEDS = {"jax": "jax", "numpy": "jax", "torch": "torch"}
 
 
-@pytest.mark.skipif(_tf_free_backend() is None,
-                    reason="no TensorFlow-free Keras backend here (the numpy backend needs jax)")
-def test_imports_without_tensorflow_on_another_backend():
-    result = _run_child(_tf_free_backend(), list(HEAVY))
+@pytest.mark.parametrize("backend", sorted(_NEEDS))
+def test_imports_without_tensorflow_on_another_backend(backend):
+    if importlib.util.find_spec(_NEEDS[backend]) is None:
+        pytest.skip(f"Keras's {backend} backend needs {_NEEDS[backend]}, not installed here")
+    result = _run_child(backend, list(HEAVY))
     _check(result)
-    assert result["backend"] != "tensorflow"
+    assert result["backend"] == backend
     assert result["export_error"] and "TensorFlow" in result["export_error"]
