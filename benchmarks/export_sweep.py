@@ -73,6 +73,8 @@ flags.DEFINE_float("min_free_gb", 1.0, "Stop a model's conversion when the machi
                    "memory available than this (before the kernel's OOM killer picks a victim).")
 flags.DEFINE_string("child_row", None, "Internal: convert the one model of --models in this "
                     "process and write its row to this JSON file.")
+flags.DEFINE_string("child_full", None, "Internal: convert the unpruned SavedModel in this "
+                    "folder to TFLite and ONNX (state in its state.json).")
 FLAGS = flags.FLAGS
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -181,10 +183,11 @@ def float64_twin(model):
     return twin
 
 
-def unverified_files(model, folder, formats):
+def unverified_files(model, folder, formats, progress=None):
     """Write `formats` with the exporter's own steps but without its parity
-    verdict (for the float64 re-check and for timing a file it rejected).
-    Returns {format: path or one-line error}."""
+    verdict (for the float64 re-check, and for timing the unpruned model),
+    from `model` or from the SavedModel `folder`/savedmodel already there.
+    `progress(format)` is called before each. Returns {format: path or one-line error}."""
     from wootz_keras.export.api import PATHS, _one_line
     from wootz_keras.export.onnx_export import savedmodel_to_onnx
     from wootz_keras.export.quiet import quiet_converters
@@ -199,6 +202,8 @@ def unverified_files(model, folder, formats):
             write_savedmodel(model, staged)
         for fmt in formats:
             path = os.path.join(folder, PATHS[fmt])
+            if progress:
+                progress(fmt)
             try:
                 if fmt == "tflite":
                     with open(path, "wb") as f:
@@ -334,12 +339,11 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
         del stripped
         gc.collect()
 
-        enter("unpruned TFLite / ONNX files (for latency)")
-        t = time.perf_counter()
-        made = unverified_files(model, os.path.join(work, "full"), ("tflite", "onnx"))
-        row["full"] = {fmt: "ok" if os.path.exists(p) else p for fmt, p in made.items()}
-        shutil.rmtree(os.path.join(work, "full", "savedmodel"), ignore_errors=True)
-        row["full_files_s"] = round(time.perf_counter() - t, 1)
+        enter("unpruned SavedModel (for latency)")
+        from wootz_keras.export.quiet import quiet_converters
+        from wootz_keras.export.savedmodel import write_savedmodel
+        with quiet_converters():  # converted to TFLite / ONNX by convert_unpruned
+            write_savedmodel(model, os.path.join(work, "full", "savedmodel"))
     except Exception as e:  # noqa: BLE001 - every failure is a result of the sweep
         message = ps._short(f"error in {row['stage']}: {type(e).__name__}: {e}")
         if row["stage"].startswith("unpruned"):
@@ -375,18 +379,13 @@ def _available_gb():
     return float("inf")
 
 
-def convert_in_child(name, family, work):
-    """`convert_one` in a fresh interpreter (memory returned after each model),
-    stopped before the machine runs out of memory (MemAvailable < --min_free_gb,
-    or its RSS > --max_rss_gb): then the stage it was in gets a one-line error."""
-    import json
+def run_watched(args):
+    """Run this script with `args` in a fresh interpreter (all memory returned
+    afterwards), stopped before the machine runs out of memory (MemAvailable <
+    --min_free_gb) or past --max_rss_gb. Returns (peak RSS GB, reason stopped or None, rc)."""
     import subprocess
 
-    row_path = os.path.join(work, "row.json")
-    cmd = [sys.executable, os.path.abspath(__file__), f"--models={name}", f"--child_row={row_path}",
-           f"--input_size={FLAGS.input_size}", f"--rate={FLAGS.rate}", f"--images={FLAGS.images}",
-           f"--tolerance={FLAGS.tolerance}", "--extras" if FLAGS.extras else "--noextras"]
-    child = subprocess.Popen(cmd)
+    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), *args])
     peak, reason = 0.0, None
     while child.poll() is None:
         rss = _rss_gb(child.pid)
@@ -401,6 +400,35 @@ def convert_in_child(name, family, work):
             child.wait()
             break
         time.sleep(0.25)
+    return round(peak, 2), reason, child.returncode
+
+
+def convert_unpruned(folder, progress):
+    """Child: the unpruned model's TFLite and ONNX files from `folder`/savedmodel."""
+    state = {"stage": "start", "full": {}}
+
+    def enter(fmt):
+        state["stage"] = f"unpruned {fmt}"
+        progress(state)
+    t = time.perf_counter()
+    made = unverified_files(None, folder, ("tflite", "onnx"), progress=enter)
+    state["full"] = {fmt: "ok" if os.path.exists(p) else p for fmt, p in made.items()}
+    state["full_files_s"] = round(time.perf_counter() - t, 1)
+    shutil.rmtree(os.path.join(folder, "savedmodel"), ignore_errors=True)
+    state["stage"] = "done"
+    progress(state)
+
+
+def convert_in_child(name, family, work):
+    """`convert_one` in a watched child (see `run_watched`), then
+    `convert_unpruned` in another; a stopped stage gets a one-line error."""
+    import json
+
+    row_path = os.path.join(work, "row.json")
+    peak, reason, rc = run_watched([
+        f"--models={name}", f"--child_row={row_path}", f"--input_size={FLAGS.input_size}",
+        f"--rate={FLAGS.rate}", f"--images={FLAGS.images}", f"--tolerance={FLAGS.tolerance}",
+        "--extras" if FLAGS.extras else "--noextras"])
     try:
         with open(row_path) as f:
             row = json.load(f)
@@ -408,9 +436,9 @@ def convert_in_child(name, family, work):
         row = dict(model=name, family=family, kind=None, input_size=FLAGS.input_size,
                    params_before=None, params_after=None, flops_before=None, flops_after=None,
                    flops_ratio=None, formats={}, full={}, seconds=None, stage="start")
-    row["peak_rss_gb"] = round(peak, 2)
+    row["peak_rss_gb"] = peak
     if row.get("stage") != "done":
-        why = reason or f"the conversion process died (exit code {child.returncode})"
+        why = reason or f"the conversion process died (exit code {rc})"
         message = f"error in {row['stage']}: {why}"
         if str(row["stage"]).startswith("unpruned"):
             row["full"] = {fmt: message for fmt in ("tflite", "onnx")}
@@ -419,6 +447,26 @@ def convert_in_child(name, family, work):
                 row["formats"].setdefault(fmt, {"status": message})
             row["status"] = message
         row["stage"] = "done"
+    full = os.path.join(work, "full")
+    if os.path.isdir(os.path.join(full, "savedmodel")) and not row["full"]:
+        state_path = os.path.join(full, "state.json")
+        peak, reason, rc = run_watched([f"--child_full={full}"])
+        try:
+            with open(state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {"stage": "unpruned tflite", "full": {}}
+        row["full"] = state["full"]
+        row["full_files_s"] = state.get("full_files_s")
+        row["peak_rss_gb_unpruned"] = peak
+        if state["stage"] != "done":
+            why = reason or f"the conversion process died (exit code {rc})"
+            stopped = state["stage"].split()[-1]
+            for fmt in ("tflite", "onnx"):
+                if fmt not in row["full"]:
+                    row["full"][fmt] = (f"error in unpruned {fmt}: {why}" if fmt == stopped
+                                        else "not attempted")
+        shutil.rmtree(os.path.join(full, "savedmodel"), ignore_errors=True)
     return row
 
 
@@ -588,6 +636,11 @@ def main(argv):
                   tolerance=FLAGS.tolerance, threads=FLAGS.threads, latency=FLAGS.latency,
                   latency_rounds=FLAGS.latency_rounds, latency_seconds=FLAGS.latency_seconds,
                   cpu_lock=FLAGS.cpu_lock or None)
+    if FLAGS.child_full:
+        convert_unpruned(FLAGS.child_full,
+                         lambda state: write_json(os.path.join(FLAGS.child_full, "state.json"),
+                                                  state))
+        return
     if FLAGS.child_row:
         (name,) = names
         family, build, preprocess = models[name]

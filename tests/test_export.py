@@ -201,11 +201,11 @@ def test_float16_tflite(models, data, fp32_exports, tmp_path):
 # -- atomicity: a failing format leaves no file, the others finish
 
 def test_converter_failure_leaves_no_file(models, data, tmp_path, monkeypatch):
-    import tf2onnx
+    from wootz_keras.export import onnx_export
 
     def reject(*args, **kwargs):
         raise RuntimeError("Unsupported ops: OpType FancyOp")
-    monkeypatch.setattr(tf2onnx.convert, "from_graph_def", reject)
+    monkeypatch.setattr(onnx_export, "_convert_frozen", reject)  # the tf2onnx step
     (tmp_path / "model.onnx").write_bytes(b"stale file from an earlier export")
 
     with pytest.raises(ExportError, match="FancyOp") as info:
@@ -242,9 +242,9 @@ def test_parity_failure_leaves_no_file(models, data, tmp_path, monkeypatch):
 
 
 def test_all_formats_failing_leaves_nothing(models, data, tmp_path, monkeypatch):
-    import tf2onnx
+    from wootz_keras.export import onnx_export
 
-    monkeypatch.setattr(tf2onnx.convert, "from_graph_def",
+    monkeypatch.setattr(onnx_export, "_convert_frozen",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
     out_dir = tmp_path / "fresh"
     with pytest.raises(ExportError):

@@ -173,3 +173,19 @@ def test_converters_are_quiet(trained_sequential, data, tmp_path, caplog, capfd)
     assert not noisy, [r.getMessage() for r in noisy]
     err = capfd.readouterr().err
     assert "tf2onnx" not in err and "SavedModel" not in err, err[-2000:]
+
+
+def test_grouped_conv_and_exact_gelu_convert_to_onnx(data, tmp_path):
+    """ConvNeXt's pieces: Keras runs Conv2D(groups>1) as an XLA-compiled function
+    (tf2onnx left it an opaque call) and exact GELU uses Erfc (no tf2onnx handler)."""
+    x = keras.Input((28, 28, 1), name="image")
+    y = L.Conv2D(8, 3, padding="same")(x)
+    y = L.Conv2D(8, 3, padding="same", groups=8, name="depthwise_as_groups")(y)
+    y = L.Activation(lambda t: keras.activations.gelu(t, approximate=False), name="gelu")(y)
+    model = keras.Model(x, L.Dense(10)(L.GlobalAveragePooling2D()(y)), name="convnext_bits")
+    manifest = export(model, tmp_path, formats=["onnx"], verify_data=data["verify"][:32],
+                      latency_runs=2)
+    assert manifest["formats"]["onnx"]["status"] == "ok"
+    _, _, got = _onnx_outputs(str(tmp_path / "model.onnx"), data["unseen"])
+    ref = np.asarray(model(data["unseen"]))
+    assert np.abs(got - ref).max() <= FP32_ATOL * max(1.0, np.abs(ref).max())
