@@ -303,6 +303,18 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
         row["output_scale"] = scale
         row["prune_s"] = round(time.perf_counter() - start, 1)
 
+        enter("unpruned SavedModel (for latency)")
+        from wootz_keras.export.quiet import quiet_converters
+        from wootz_keras.export.savedmodel import write_savedmodel
+        try:
+            with quiet_converters():  # converted to TFLite / ONNX by convert_unpruned
+                write_savedmodel(model, os.path.join(work, "full", "savedmodel"))
+        except Exception as e:  # noqa: BLE001 - only the timing needs it
+            message = ps._short(f"error in {row['stage']}: {type(e).__name__}: {e}")
+            row["full"] = {fmt: message for fmt in ("tflite", "onnx")}
+        del model  # not needed any more: keep the pruned export's peak memory down
+        gc.collect()
+
         enter("export (pruned)")
         t = time.perf_counter()
         manifest = _export(stripped, os.path.join(work, "pruned"), FORMATS, x)
@@ -339,11 +351,6 @@ def convert_one(name, family, build, preprocess, size, work, rate=0.5, images=8,
         del stripped
         gc.collect()
 
-        enter("unpruned SavedModel (for latency)")
-        from wootz_keras.export.quiet import quiet_converters
-        from wootz_keras.export.savedmodel import write_savedmodel
-        with quiet_converters():  # converted to TFLite / ONNX by convert_unpruned
-            write_savedmodel(model, os.path.join(work, "full", "savedmodel"))
     except Exception as e:  # noqa: BLE001 - every failure is a result of the sweep
         message = ps._short(f"error in {row['stage']}: {type(e).__name__}: {e}")
         if row["stage"].startswith("unpruned"):

@@ -6,6 +6,7 @@ imported only when `export()` runs.
 """
 
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -314,6 +315,8 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
                 failed[fmt] = _one_line(e)
                 manifest["formats"][fmt] = {"path": None, "status": f"error: {failed[fmt]}"}
                 continue
+            finally:
+                gc.collect()  # loaded SavedModels / converters keep weight copies in cycles
             entry = {"path": PATHS[fmt], "bytes": _bytes(final), **entry, "status": "ok"}
             manifest["formats"][fmt] = entry
             log.info("exported %s -> %s", fmt, final)
