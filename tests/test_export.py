@@ -100,6 +100,8 @@ def test_fp32_files_and_manifest(fp32_exports, models, name):
     assert manifest["keras_version"] == keras.__version__
     assert manifest["tensorflow_version"] == tf.__version__
     assert manifest["verify_images"] == NUM_VERIFY
+    assert manifest["verify_data"] == f"given, {NUM_VERIFY} images"
+    assert manifest["input_name"] == "image"
     assert manifest["params"] == model.count_params()
     try:
         from wootz_keras.graph.cost import count_flops
@@ -118,6 +120,8 @@ def test_fp32_files_and_manifest(fp32_exports, models, name):
     assert manifest["formats"]["tflite"]["runtime"].startswith("ai_edge_litert")
     assert manifest["formats"]["onnx"]["runtime"].startswith("onnxruntime")
     assert manifest["formats"]["onnx"]["opset"] >= 17
+    assert manifest["formats"]["onnx"]["input_name"] == "image"
+    assert manifest["formats"]["onnx"]["input_shape"] == ["batch", 28, 28, 1]
     assert not _leftovers(out_dir)
 
 
@@ -197,11 +201,11 @@ def test_float16_tflite(models, data, fp32_exports, tmp_path):
 # -- atomicity: a failing format leaves no file, the others finish
 
 def test_converter_failure_leaves_no_file(models, data, tmp_path, monkeypatch):
-    import tf2onnx
+    from wootz_keras.export import onnx_export
 
     def reject(*args, **kwargs):
         raise RuntimeError("Unsupported ops: OpType FancyOp")
-    monkeypatch.setattr(tf2onnx.convert, "from_keras", reject)
+    monkeypatch.setattr(onnx_export, "_convert_frozen", reject)  # the tf2onnx step
     (tmp_path / "model.onnx").write_bytes(b"stale file from an earlier export")
 
     with pytest.raises(ExportError, match="FancyOp") as info:
@@ -218,26 +222,29 @@ def test_converter_failure_leaves_no_file(models, data, tmp_path, monkeypatch):
 
 
 def test_parity_failure_leaves_no_file(models, data, tmp_path, monkeypatch):
-    import tf2onnx
+    from wootz_keras.export import api
+    from wootz_keras.export.savedmodel import write_savedmodel
 
-    real = tf2onnx.convert.from_keras
-    impostor = plain_cnn(name="impostor")  # same architecture, untrained weights
+    real = api.savedmodel_to_onnx
+    impostor = str(tmp_path / "impostor_savedmodel")  # same architecture, untrained weights
+    write_savedmodel(plain_cnn(name="impostor"), impostor)
 
-    def convert_wrong_model(model, *args, **kwargs):
-        return real(impostor, *args, **kwargs)
-    monkeypatch.setattr(tf2onnx.convert, "from_keras", convert_wrong_model)
+    def convert_wrong_model(saved_model_dir, path, **kwargs):
+        return real(impostor, path, **kwargs)
+    monkeypatch.setattr(api, "savedmodel_to_onnx", convert_wrong_model)
+    out_dir = tmp_path / "out"
 
     with pytest.raises(ExportError, match="max abs diff") as info:
-        export(models["plain_cnn"], tmp_path, formats="tflite,onnx", verify_data=data["verify"])
+        export(models["plain_cnn"], out_dir, formats="tflite,onnx", verify_data=data["verify"])
     assert "VerificationError" in info.value.failed["onnx"]
-    assert sorted(os.listdir(tmp_path)) == ["manifest.json", "model.tflite"]
-    assert not _leftovers(tmp_path)
+    assert sorted(os.listdir(out_dir)) == ["manifest.json", "model.tflite"]
+    assert not _leftovers(out_dir)
 
 
 def test_all_formats_failing_leaves_nothing(models, data, tmp_path, monkeypatch):
-    import tf2onnx
+    from wootz_keras.export import onnx_export
 
-    monkeypatch.setattr(tf2onnx.convert, "from_keras",
+    monkeypatch.setattr(onnx_export, "_convert_frozen",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
     out_dir = tmp_path / "fresh"
     with pytest.raises(ExportError):
@@ -255,7 +262,7 @@ def test_all_formats_failing_leaves_nothing(models, data, tmp_path, monkeypatch)
       "representative_data": "calib"}, "quantize"),
     ({"quantize": "int8"}, "representative_data"),
     ({"quantize": "int8", "representative_data": np.zeros((4, 32, 32, 3))}, "representative_data"),
-    ({"verify_data": None}, "verify_data"),
+    ({"quantize": "int8", "representative_data": "calib", "verify_data": None}, "verify_data"),
     ({"verify_data": np.zeros((4, 8, 8, 1), np.float32)}, "verify_data"),
     ({"verify_data": np.zeros((0, 28, 28, 1), np.float32)}, "verify_data"),
 ])
@@ -268,6 +275,16 @@ def test_bad_inputs_raise_value_error(models, data, tmp_path, kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         export(models["plain_cnn"], out_dir, **kwargs)
     assert not out_dir.exists()
+
+
+def test_without_verify_data_parity_is_checked_on_synthetic_images(models, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="wootz_keras.export"):
+        manifest = export(models["plain_cnn"], tmp_path, formats=("tflite",), latency_runs=2)
+    assert manifest["verify_data"] == "synthetic, 32 seeded images"
+    assert manifest["verify_images"] == 32
+    assert manifest["formats"]["tflite"]["status"] == "ok"
+    assert read_manifest(tmp_path)["verify_data"] == "synthetic, 32 seeded images"
+    assert any("synthetic" in r.getMessage() for r in caplog.records)
 
 
 def test_non_model_rejected(data, tmp_path):

@@ -7,9 +7,17 @@
     >>> export(plain_cnn(), "/tmp/wz_doc_export", verify_data=x)["formats"]["tflite"]["status"]
     'ok'
 
+Works for Functional, Sequential, nested and reloaded (.keras / .h5) models:
+TFLite and ONNX are both converted from the SavedModel. Without
+`verify_data`, parity is checked on seeded synthetic images (the manifest
+says so); real images remain the recommended check, and int8 needs them.
+
 Modules: `api` (export, ExportError), `savedmodel`, `tflite`, `onnx_export`
 (writers and runtime runners), `verify` (tolerances, parity, latency),
-`manifest`, `data` (input validation, real images for a model).
+`manifest`, `data` (input validation, real and synthetic images for a model),
+`quiet` (converter output kept off the console). None of them imports
+TensorFlow, tf2onnx, onnx or onnxruntime at import time, so the package
+imports on Keras's other backends; `export()` needs TensorFlow when it runs.
 """
 
 from wootz_keras.export.api import FORMATS, PATHS, ExportError, export  # noqa: F401

@@ -1,6 +1,12 @@
-"""`export()`: write SavedModel / TFLite / ONNX, verify each in its runtime, keep only what passes."""
+"""`export()`: write SavedModel / TFLite / ONNX, verify each in its runtime, keep only what passes.
+
+The SavedModel is written first (into a scratch folder) and both TFLite and
+ONNX are converted from it. TensorFlow, tf2onnx, onnx and onnxruntime are
+imported only when `export()` runs.
+"""
 
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -9,9 +15,15 @@ import tempfile
 import keras
 import numpy as np
 
-from wootz_keras.export.data import as_images, model_input_shape
+from wootz_keras.export.data import as_images, model_input_shape, synthetic_images
 from wootz_keras.export.manifest import manifest_header, model_cost, write_manifest
-from wootz_keras.export.onnx_export import ONNX_OPSET, OnnxRunner, write_onnx
+from wootz_keras.export.onnx_export import (
+    ONNX_OPSET,
+    OnnxRunner,
+    check_onnx_size,
+    savedmodel_to_onnx,
+)
+from wootz_keras.export.quiet import quiet_converters
 from wootz_keras.export.savedmodel import SIGNATURE, SavedModelRunner, write_savedmodel
 from wootz_keras.export.tflite import MAX_REPRESENTATIVE, TFLiteRunner, convert_tflite
 from wootz_keras.export.verify import check_parity, median_latency_ms, predict_in_batches
@@ -76,6 +88,14 @@ def normalize_quantize(quantize, formats=FORMATS):
         raise ValueError(f"quantize={quantize!r} applies to the 'tflite' format only, "
                          f"which is not in formats {list(formats)}")
     return quantize
+
+
+def _require_tensorflow():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as e:
+        raise ImportError("wootz_keras.export needs TensorFlow to write SavedModel, TFLite and "
+                          f"ONNX files (pip install tensorflow tf2onnx onnxruntime): {e}") from e
 
 
 def _strip_if_pruned(model):
@@ -164,10 +184,14 @@ def _export_tflite(job, final):
 
 
 def _export_onnx(job, final):
+    check_onnx_size(job.model)
+    staged = job.need_savedmodel()
     with atomic_path(final) as tmp:
-        write_onnx(job.model, tmp, opset=ONNX_OPSET)
-        entry = job.measure(OnnxRunner(tmp, num_threads=job.num_threads), "float32")
-    entry.update(precision="float32", opset=ONNX_OPSET)
+        savedmodel_to_onnx(staged, tmp, opset=ONNX_OPSET)
+        runner = OnnxRunner(tmp, num_threads=job.num_threads)
+        entry = job.measure(runner, "float32")
+    entry.update(precision="float32", opset=ONNX_OPSET, input_name=runner.input_name,
+                 input_shape=runner.input_shape)
     return entry
 
 
@@ -179,14 +203,17 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
     """Export `model` to SavedModel, TFLite and/or ONNX, each verified in its runtime.
 
     Writes into `out_dir`: `savedmodel/`, `model.tflite`, `model.onnx` (those
-    asked for in `formats`) and `manifest.json`. Each file is written to a
-    temporary path, checked in its own runtime (SavedModel reloaded with
-    tf.saved_model.load; .tflite in the LiteRT interpreter; .onnx through
-    onnx.checker and onnxruntime's CPUExecutionProvider) against Keras on
-    `verify_data`, timed at batch 1 on CPU (median of `latency_runs` runs
-    after warm-up, `num_threads` threads for TFLite and onnxruntime), and only
-    then moved into place. A model still carrying pruning wrappers is
-    stripped first, with a logged notice.
+    asked for in `formats`) and `manifest.json`. The SavedModel is written
+    first; TFLite and ONNX are converted from its serving signature (so
+    Functional, Sequential, nested and .h5-loaded models all convert). Each
+    file is written to a temporary path, checked in its own runtime
+    (SavedModel reloaded with tf.saved_model.load; .tflite in the LiteRT
+    interpreter; .onnx through onnx.checker and onnxruntime's
+    CPUExecutionProvider) against Keras on `verify_data`, timed at batch 1 on
+    CPU (median of `latency_runs` runs after warm-up, `num_threads` threads
+    for TFLite and onnxruntime), and only then moved into place. A model
+    still carrying pruning wrappers is stripped first, with a logged notice.
+    Converter output is kept off the console (see `wootz_keras.export.quiet`).
 
     Args:
         model: single-input, single-output `keras.Model` with a float32 input.
@@ -198,8 +225,12 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
         representative_data: real images for int8 calibration (array or
             tf.data.Dataset); required for quantize="int8".
         verify_data: real images, shaped like the model input, to check
-            parity on (required). Tolerances: float32 max abs diff <= 1e-4;
-            float16 <= 1e-2 x max(1, max |output|); int8 top-1 agreement >= 98%.
+            parity on (recommended). Without them float parity is checked on
+            32 seeded synthetic uniform [0, 1) images, with a logged notice
+            and "verify_data": "synthetic, 32 seeded images" in the manifest;
+            quantize="int8" needs real ones. Tolerances: float32 max abs diff
+            <= 1e-4 x max(1, max |output|); float16 <= 1e-2 x max(1, max
+            |output|); int8 top-1 agreement >= 98%.
         latency_runs: timed batch-1 runs per format.
         num_threads: threads for the TFLite interpreter and onnxruntime.
 
@@ -218,8 +249,8 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
         >>> from wootz_keras.data import load_fashion_mnist
         >>> x, _ = load_fashion_mnist("test", limit=50)
         >>> manifest = export(plain_cnn(), "/tmp/wz_doc_export", formats=("onnx",), verify_data=x)
-        >>> manifest["formats"]["onnx"]["status"]
-        'ok'
+        >>> manifest["formats"]["onnx"]["status"], manifest["verify_data"]
+        ('ok', 'given, 50 images')
     """
     formats = normalize_formats(formats)
     quantize = normalize_quantize(quantize, formats)
@@ -228,10 +259,15 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"out_dir {out_dir!r} exists and is not a directory")
+    _require_tensorflow()
     given = model
     model, stripped = _strip_if_pruned(model)
     shape = model_input_shape(model)
-    verify = as_images(verify_data, "verify_data", shape)
+    synthetic = verify_data is None
+    if synthetic and quantize == "int8":
+        raise ValueError("verify_data: quantize='int8' is verified by top-1 agreement, which "
+                         "needs real images shaped (N, " + ", ".join(map(str, shape)) + ")")
+    verify = synthetic_images(shape) if synthetic else as_images(verify_data, "verify_data", shape)
     representative = None
     if quantize == "int8":
         representative = as_images(representative_data, "representative_data", shape,
@@ -242,31 +278,36 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
         log.info("representative_data is only used for quantize='int8'; ignored")
     if latency_runs < 1:
         raise ValueError(f"latency_runs must be >= 1, got {latency_runs}")
+    if synthetic:
+        log.warning("no verify_data given: checking parity on %d seeded synthetic images; "
+                    "pass real images (verify_data=) for a meaningful check", len(verify))
 
     # The reference is the model as given (masked, if it was pruned): the files
     # must reproduce what the caller handed in. Direct calls rather than
     # model.predict: no per-model tf.function retracing.
-    reference = predict_in_batches(lambda b: np.asarray(given(b, training=False)), verify, 64)
+    with quiet_converters():  # the first TensorFlow op logs device probing natively
+        reference = predict_in_batches(lambda b: np.asarray(given(b, training=False)), verify, 64)
     params, flops = model_cost(model)
     manifest = manifest_header(model, params=params, flops=flops, stripped=stripped,
-                               quantize=quantize, verify_images=int(len(verify)))
+                               quantize=quantize, verify_images=int(len(verify)),
+                               synthetic_verify=synthetic)
     created = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     failed = {}
     with tempfile.TemporaryDirectory(prefix="wz_export_") as scratch:
-        staged, staged_error = None, None
-        if {"savedmodel", "tflite"} & set(formats):
-            try:
-                staged = os.path.join(scratch, "savedmodel")
+        staged, staged_error = os.path.join(scratch, "savedmodel"), None
+        try:
+            with quiet_converters():
                 write_savedmodel(model, staged)
-            except Exception as e:  # recorded against savedmodel and tflite
-                staged, staged_error = None, _one_line(e)
+        except Exception as e:  # recorded against every format: all come from it
+            staged, staged_error = None, _one_line(e)
         job = _Job(model, verify, reference, quantize, representative, staged, staged_error,
                    latency_runs, num_threads)
         for fmt in formats:
             final = os.path.join(out_dir, PATHS[fmt])
             try:
-                entry = _EXPORTERS[fmt](job, final)
+                with quiet_converters():
+                    entry = _EXPORTERS[fmt](job, final)
             except Exception as e:
                 log.warning("export to %s failed: %s", fmt, _one_line(e),
                             exc_info=log.isEnabledFor(logging.DEBUG))
@@ -274,6 +315,8 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
                 failed[fmt] = _one_line(e)
                 manifest["formats"][fmt] = {"path": None, "status": f"error: {failed[fmt]}"}
                 continue
+            finally:
+                gc.collect()  # loaded SavedModels / converters keep weight copies in cycles
             entry = {"path": PATHS[fmt], "bytes": _bytes(final), **entry, "status": "ok"}
             manifest["formats"][fmt] = entry
             log.info("exported %s -> %s", fmt, final)

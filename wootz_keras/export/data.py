@@ -1,6 +1,10 @@
-"""Images for verification and int8 calibration: validated, and real when we pick them."""
+"""Images for verification and int8 calibration: validated, real when we pick them,
+seeded synthetic ones when the caller gives none (parity only)."""
 
 import numpy as np
+
+SYNTHETIC_IMAGES = 32
+SYNTHETIC_SEED = 0
 
 
 def model_input_shape(model):
@@ -69,6 +73,21 @@ def as_images(data, name, shape, limit=None):
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} holds non-finite values")
     return x if limit is None else x[:limit]
+
+
+def synthetic_images(shape, count=SYNTHETIC_IMAGES, seed=SYNTHETIC_SEED):
+    """`count` seeded uniform [0, 1) float32 images of `shape` (no batch dimension).
+
+    Only for float parity checks when no real images are given: they say
+    nothing about accuracy, so int8 verification and calibration never use them.
+
+    Example:
+        >>> x = synthetic_images((8, 8, 1), count=3)
+        >>> x.shape, x.dtype, bool((synthetic_images((8, 8, 1), count=3) == x).all())
+        ((3, 8, 8, 1), dtype('float32'), True)
+    """
+    rng = np.random.default_rng(seed)
+    return rng.random((count, *shape), dtype=np.float32)
 
 
 def real_images_for(model, count=200, split="test", seed=0):

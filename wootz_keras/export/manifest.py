@@ -4,7 +4,6 @@ import datetime
 import os
 
 import keras
-import tensorflow as tf
 
 from wootz_keras.utils.io import read_json, write_json
 
@@ -23,7 +22,18 @@ def model_cost(model):
     return int(count_params(model)), int(count_flops(model))
 
 
-def manifest_header(model, *, params, flops, stripped, quantize, verify_images):
+def describe_verify_data(count, synthetic):
+    """The manifest's "verify_data" field: where the parity images came from.
+
+    Example:
+        >>> describe_verify_data(32, synthetic=True)
+        'synthetic, 32 seeded images'
+    """
+    return f"synthetic, {count} seeded images" if synthetic else f"given, {count} images"
+
+
+def manifest_header(model, *, params, flops, stripped, quantize, verify_images,
+                    synthetic_verify=False):
     """Model-level manifest fields (the per-format entries go under "formats").
 
     Example:
@@ -32,11 +42,15 @@ def manifest_header(model, *, params, flops, stripped, quantize, verify_images):
         ...                 quantize=None, verify_images=10)["input_shape"]
         [None, 28, 28, 1]
     """
+    import tensorflow as tf
+
     from wootz_keras import __version__
+    from wootz_keras.export.savedmodel import input_name
     return {
         "model": model.name,
         "params": params,
         "flops": flops,
+        "input_name": input_name(model),
         "input_shape": [None, *[int(d) for d in model.inputs[0].shape[1:]]],
         "output_shape": [None, *[int(d) for d in model.outputs[0].shape[1:]]],
         "keras_version": keras.__version__,
@@ -45,6 +59,7 @@ def manifest_header(model, *, params, flops, stripped, quantize, verify_images):
         "stripped_pruning": stripped,
         "quantize": quantize,
         "verify_images": verify_images,
+        "verify_data": describe_verify_data(verify_images, synthetic_verify),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "formats": {},
     }

@@ -13,10 +13,11 @@ Quantization modes:
   inputs with ``q = round(x / scale) + zero_point`` and dequantize outputs
   with ``(q - zero_point) * scale``; both pairs are written to the manifest
   (``input_quantization`` / ``output_quantization``).
+
+TensorFlow is imported inside the functions: importing this module needs only NumPy.
 """
 
 import numpy as np
-import tensorflow as tf
 
 QUANTIZE_MODES = (None, "float16", "int8")
 MAX_REPRESENTATIVE = 1000
@@ -37,6 +38,8 @@ def convert_tflite(saved_model_dir, quantize=None, representative_data=None):
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -72,6 +75,7 @@ def _interpreter_class():
                 version = "unknown"
         return Interpreter, f"ai_edge_litert {version} (LiteRT Interpreter)"
     except ImportError:
+        import tensorflow as tf
         return tf.lite.Interpreter, (
             f"tensorflow {tf.__version__} (tf.lite.Interpreter; ai_edge_litert not importable)")
 
