@@ -45,7 +45,7 @@ result = {"error": None, "attempts": attempts, "heavy_globals": [], "export_erro
 try:
     import keras
     import wootz_keras
-    import wootz_keras.export as ex
+    ex = importlib.import_module("wootz_keras.export")  # the package; wz.export is the function
     for info in pkgutil.iter_modules(ex.__path__):
         importlib.import_module(f"wootz_keras.export.{info.name}")
     result["attempts"] = list(attempts)                  # at import time only
