@@ -27,6 +27,7 @@ from wootz_keras.latency import (
     latency_predictor,
     network_points,
 )
+from wootz_keras.latency.predict import INVOCATION
 from wootz_keras.planner import ConfigSpace, find_modules
 from wootz_keras.planner.config_space import estimate_size, module_group_rates
 from wootz_keras.pruning import estimate_cost, prune_compact
@@ -213,7 +214,9 @@ def test_prediction_is_the_sum_over_the_layers(table, resnet):
     a = ChannelAnalysis(resnet)
     predictor = LatencyPredictor(table)
     full = predictor.predict(a, rate=0.0)
-    assert full == pytest.approx(sum(tiles(*p) for p in network_points(a)))
+    invocation = tiles(*INVOCATION)
+    assert full == pytest.approx(invocation + sum(tiles(*p) - invocation
+                                                  for p in network_points(a)))
     assert predictor.predict(a, rate=0.7) < predictor.predict(a, rate=0.3) < full
     for round_to in (1, "auto", predictor.policy):
         rates = {g.id: 0.6 for g in a.groups if g.prunable}

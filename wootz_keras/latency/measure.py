@@ -1,11 +1,14 @@
-"""Timing: one synthetic layer, or a whole Keras model exported as the exporter does.
+"""Timing: synthetic single layers, or a whole Keras model exported as the exporter does.
 
 A table entry is the batch-1 latency of a one-layer model (the layer, its
 bias and a ReLU, which every runtime fuses into the layer) on random
-inputs: `warmup` untimed runs, then `rounds` x `runs` timed runs; the entry
-is the smallest of the per-round medians (interference from other work on
-the machine only ever adds time, so the minimum of medians is the steadiest
-figure a shared machine gives).
+inputs. Entries are timed in interleaved rounds: `warmup` untimed runs of
+each model, then `rounds` passes over all the models measured together,
+each pass timing `runs` runs of every model; an entry is the smallest of
+its per-pass medians. Interference from other work on the machine comes in
+bursts and only ever adds time, so a burst hits one pass of an entry, not
+all of them, and the minimum of medians is the steadiest figure a shared
+machine gives.
 """
 
 import os
@@ -25,6 +28,25 @@ def check_settings(runs, warmup, rounds):
     return runs, warmup, rounds
 
 
+def time_many(fns, runs=30, warmup=5, rounds=3):
+    """Smallest per-round median wall time (ms) of each zero-argument callable,
+    timed in `rounds` interleaved passes over all of them.
+
+    Example:
+        >>> len(time_many([lambda: None, lambda: sum(range(9))], runs=3, warmup=1, rounds=2))
+        2
+    """
+    from wootz_keras.export.verify import median_latency_ms
+    check_settings(runs, warmup, rounds)
+    fns = list(fns)
+    best = [None] * len(fns)
+    for r in range(rounds):
+        for i, fn in enumerate(fns):
+            ms = median_latency_ms(fn, runs=runs, warmup=warmup if r == 0 else 0)
+            best[i] = ms if best[i] is None else min(best[i], ms)
+    return best
+
+
 def time_ms(fn, runs=30, warmup=5, rounds=3):
     """Smallest per-round median wall time of `fn()`, in milliseconds.
 
@@ -32,13 +54,7 @@ def time_ms(fn, runs=30, warmup=5, rounds=3):
         >>> time_ms(lambda: sum(range(10)), runs=3, warmup=1, rounds=2) >= 0
         True
     """
-    from wootz_keras.export.verify import median_latency_ms
-    check_settings(runs, warmup, rounds)
-    best = None
-    for r in range(rounds):
-        ms = median_latency_ms(fn, runs=runs, warmup=warmup if r == 0 else 0)
-        best = ms if best is None else min(best, ms)
-    return best
+    return time_many([fn], runs, warmup, rounds)[0]
 
 
 def _rng(shape, cin, cout):
@@ -135,6 +151,16 @@ def _onnx_layer(shape, cin, cout, threads):
 _LAYER_BUILDERS = {"tflite": _tflite_layer, "onnxruntime": _onnx_layer}
 
 
+def layer_runner(runtime, shape, cin, cout, threads=1):
+    """A zero-argument callable running one layer of `shape` with `cin` -> `cout`
+    channels once, at batch 1, in `runtime` (RuntimeUnavailable if missing)."""
+    runtime = check_runtime(runtime)
+    runtime_version(runtime)
+    check_threads(threads)
+    cin, cout = shape.check_counts(cin, cout)
+    return _LAYER_BUILDERS[runtime](shape, cin, cout, threads)
+
+
 def layer_latency_ms(runtime, shape, cin, cout, threads=1, runs=30, warmup=5, rounds=3):
     """Measured batch-1 latency (ms) of one layer of `shape` with `cin` -> `cout`
     channels in `runtime` (RuntimeUnavailable if the runtime is missing).
@@ -145,13 +171,27 @@ def layer_latency_ms(runtime, shape, cin, cout, threads=1, runs=30, warmup=5, ro
         >>> layer_latency_ms("onnxruntime", s, 4, 8, runs=2, warmup=0, rounds=1) > 0
         True
     """
-    runtime = check_runtime(runtime)
-    runtime_version(runtime)
-    check_threads(threads)
     check_settings(runs, warmup, rounds)
-    cin, cout = shape.check_counts(cin, cout)
-    run = _LAYER_BUILDERS[runtime](shape, cin, cout, threads)
-    return time_ms(run, runs=runs, warmup=warmup, rounds=rounds)
+    return time_ms(layer_runner(runtime, shape, cin, cout, threads), runs, warmup, rounds)
+
+
+def layer_latencies_ms(runtime, points, threads=1, runs=30, warmup=5, rounds=3, batch=48):
+    """Measured latency (ms) of each (shape, cin, cout) in `points`, timed in
+    interleaved rounds, `batch` one-layer models at a time.
+
+    Example:
+        >>> from wootz_keras.latency.shapes import LayerShape
+        >>> s = LayerShape("dense")
+        >>> len(layer_latencies_ms("onnxruntime", [(s, 4, 2), (s, 4, 3)], runs=2, warmup=0))
+        2
+    """
+    check_settings(runs, warmup, rounds)
+    points = list(points)
+    out = []
+    for i in range(0, len(points), batch):
+        fns = [layer_runner(runtime, *p, threads=threads) for p in points[i:i + batch]]
+        out.extend(time_many(fns, runs, warmup, rounds))
+    return out
 
 
 def model_runner(model, runtime, threads=1, folder=None):

@@ -151,7 +151,12 @@ class ChannelPolicy:
         window = self.window(group, rate)
         if len(window) == 1:
             return window[0]
-        return choose_count(self.group_costs(analysis, gid, window), self.tolerance)
+        return self.choose(self.group_costs(analysis, gid, window))
+
+    def choose(self, costs):
+        """The count to keep, given {count: ms} over the window (the rule of
+        the module docstring; a subclass may use another)."""
+        return choose_count(costs, self.tolerance)
 
     def kept_counts(self, analysis, group_rates):
         """{group id: units kept} for `group_rates` ({group id: rate})."""

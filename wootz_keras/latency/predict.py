@@ -1,17 +1,24 @@
 """Predicted batch-1 latency of a pruned network, from the latency table alone.
 
-The prediction is the sum, over the network's modelled layers
-(convolutions, depthwise, dense: `shapes.layer_points`), of the table's
-latency of that layer at its pruned channel counts. Each table entry is a
-one-layer model timed on its own, so it also holds one model invocation
-(input copy, dispatch); the sum counts that once per layer, and leaves out
-the elementwise work between layers (residual adds, pooling). Both are
-roughly proportional to the network's size, so the sum ranks candidates
-well; its absolute error against real exports is measured by
-`benchmarks/export_latency.py --predict` (see the README).
+Each table entry is a one-layer model timed on its own, so it holds the
+layer plus one model invocation (dispatch, input and output copies). The
+prediction is
+
+    invocation + sum over the modelled layers of (entry - invocation)
+
+where `invocation` is the table's entry for the smallest possible model (a
+1 -> 1 dense layer): the layers' own time, plus one invocation for the whole
+network. Modelled layers are convolutions, depthwise and dense layers
+(`shapes.layer_points`); the elementwise work between them (residual adds,
+pooling, a softmax) is left out. The prediction is made from the table, not
+by exporting each candidate; its error against real exports is measured by
+`benchmarks/export_latency.py --predict N`.
 """
 
-from wootz_keras.latency.shapes import layer_points
+from wootz_keras.latency.shapes import LayerShape, layer_points
+
+#: the smallest model: its latency is one invocation of the runtime
+INVOCATION = (LayerShape("dense"), 1, 1)
 
 
 def network_points(analysis, channels=None):
@@ -83,7 +90,8 @@ class LatencyPredictor:
     def predict_channels(self, analysis, channels=None):
         """Predicted latency (ms) of the analysed network at `channels`
         ({id(call): (cin, cout)}; None: unpruned)."""
-        return float(sum(self.table.lookup(network_points(analysis, channels))))
+        invocation, *layers = self.table.lookup([INVOCATION, *network_points(analysis, channels)])
+        return float(invocation + sum(max(0.0, ms - invocation) for ms in layers))
 
     def predict_model(self, model):
         """Predicted latency (ms) of a plain (e.g. already pruned) Keras model."""

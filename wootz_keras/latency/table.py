@@ -14,7 +14,7 @@ filled under load describes the load.
 import logging
 import os
 
-from wootz_keras.latency.measure import check_settings, layer_latency_ms
+from wootz_keras.latency.measure import check_settings, layer_latencies_ms
 from wootz_keras.latency.runtimes import check_runtime, check_threads, cpu_model, runtime_version, \
     slug
 from wootz_keras.utils.io import read_document, write_document
@@ -22,6 +22,7 @@ from wootz_keras.utils.io import read_document, write_document
 log = logging.getLogger("wootz_keras.latency")
 
 CACHE_ENV = "WOOTZ_CACHE"
+MEASURE_BATCH = 48       # one-layer models timed together (interleaved rounds)
 KIND = "latency_table"
 
 
@@ -55,7 +56,9 @@ class LatencyTable:
     runs / warmup / rounds: measurement settings of new entries (see
     `measure.time_ms`); measure: optional callable (shape, cin, cout) -> ms
     replacing the built-in measurement (a remote device; tests), best with
-    its own cache folder.
+    its own cache folder. Entries already in the file are used as they are,
+    whatever settings measured them (the file records the settings of the
+    process that last wrote it).
 
     Example:
         >>> import tempfile
@@ -76,7 +79,7 @@ class LatencyTable:
         self.settings = dict(zip(("runs", "warmup", "rounds"), check_settings(runs, warmup, rounds)))
         if measure is not None and not callable(measure):
             raise ValueError(f"measure must be a callable (shape, cin, cout) -> ms, got {measure!r}")
-        self._measure = measure
+        self._measure_fn = measure
         self.cpu = cpu_model()
         self.folder = cache_dir(cache)
         name = f"{self.runtime}-{slug(self.runtime_version)}-t{self.threads}-{slug(self.cpu)}.json"
@@ -112,20 +115,22 @@ class LatencyTable:
     def __contains__(self, point):
         return _entry_key(*point) in self.entries
 
-    def _measure_one(self, shape, cin, cout):
-        cin, cout = shape.check_counts(cin, cout)
-        if self._measure is not None:
-            ms = float(self._measure(shape, cin, cout))
+    def _measure(self, points):
+        """Measure `points` ((shape, cin, cout), distinct, not in the table)."""
+        points = [(shape, *shape.check_counts(cin, cout)) for shape, cin, cout in points]
+        if self._measure_fn is not None:
+            values = [float(self._measure_fn(*p)) for p in points]
         else:
-            ms = layer_latency_ms(self.runtime, shape, cin, cout, self.threads, **self.settings)
-        if not ms > 0:
-            raise ValueError(f"measured latency of {shape.key} ({cin} -> {cout}) is {ms!r}")
-        self.measured += 1
-        return ms
+            values = layer_latencies_ms(self.runtime, points, self.threads, **self.settings)
+        for (shape, cin, cout), ms in zip(points, values):
+            if not ms > 0:
+                raise ValueError(f"measured latency of {shape.key} ({cin} -> {cout}) is {ms!r}")
+        self.measured += len(points)
+        return values
 
     def lookup(self, points):
         """Latency (ms) of each (shape, cin, cout) in `points`; missing entries are
-        measured (logged every 50), then the table is saved once."""
+        measured (in batches of 48, saving after each), then kept."""
         points = list(points)
         missing = {}
         for p in points:
@@ -135,14 +140,13 @@ class LatencyTable:
         missing = list(missing.values())
         if missing:
             log.info("latency table %s: measuring %d layer shapes", self.path, len(missing))
-        try:
-            for i, (shape, cin, cout) in enumerate(missing):
-                self.entries[_entry_key(shape, cin, cout)] = self._measure_one(shape, cin, cout)
-                if (i + 1) % 50 == 0:
-                    log.info("latency table: %d/%d measured", i + 1, len(missing))
-        finally:
-            if missing:
-                self.save()
+        for i in range(0, len(missing), MEASURE_BATCH):
+            chunk = missing[i:i + MEASURE_BATCH]
+            for p, ms in zip(chunk, self._measure(chunk)):
+                self.entries[_entry_key(*p)] = ms
+            self.save()
+            log.info("latency table: %d/%d measured", min(i + MEASURE_BATCH, len(missing)),
+                     len(missing))
         self.hits += len(points) - len(missing)
         return [self.entries[_entry_key(*p)] for p in points]
 
