@@ -23,6 +23,7 @@ import pg_server  # noqa: E402
 from wootz_keras.search import (  # noqa: E402
     Candidate,
     ExploreResult,
+    FastestWithinAccuracy,
     Journal,
     JournalMismatchError,
     MostAccurateWithinBudget,
@@ -30,6 +31,7 @@ from wootz_keras.search import (  # noqa: E402
     explore_candidates,
     objective_from_dict,
     parse_objective,
+    register_objective,
     summarize,
     wait_for_others,
 )
@@ -142,6 +144,72 @@ def test_objective_from_dict_rejects_unknown():
         objective_from_dict({"name": "nope"})
     with pytest.raises(ValueError, match="gamma"):
         objective_from_dict({"name": "smallest_within_accuracy", "gamma": 1})
+
+
+def test_fastest_objective_orders_by_predicted_latency(cands):
+    obj = parse_objective("fastest:runtime=onnxruntime,alpha=0.01")
+    assert isinstance(obj, FastestWithinAccuracy) and obj.latency == {"runtime": "onnxruntime",
+                                                                       "threads": 1}
+    assert parse_objective("fastest").runtime == "tflite"
+    assert parse_objective("fastest:threads=2").threads == 2
+    assert objective_from_dict(json.loads(json.dumps(obj.to_dict()))) == obj
+    timed = [Candidate(c.index, c.rates, c.params, c.flops, latency_ms=1.0 + (c.index * 7) % 5)
+             for c in cands]
+    ordered = obj.order(reversed(timed))
+    keys = [(c.latency_ms, c.flops, c.params, c.index) for c in ordered]
+    assert keys == sorted(keys) and len(ordered) == len(cands)
+    assert obj.target(0.9) == pytest.approx(0.891)
+    with pytest.raises(ValueError, match="no latency_ms.*make_candidates"):
+        obj.order(cands)
+    for text, fragment in (("fastest:runtime=tensorrt", "runtime"),
+                           ("fastest:threads=0", "threads"), ("fastest:threads=1.5", "threads"),
+                           ("fastest:size=params", "size")):
+        with pytest.raises(ValueError, match=fragment):
+            parse_objective(text)
+    # objectives that need no latency ignore it
+    assert [c.index for c in SmallestWithinAccuracy().order(timed)] == \
+        [c.index for c in SmallestWithinAccuracy().order(cands)]
+
+
+def test_candidate_latency_round_trips_and_joins_the_hash():
+    from wootz_keras.search import candidates_hash
+    plain = Candidate(0, (0.3,), 10, 20)
+    timed = Candidate(0, (0.3,), 10, 20, 0.5)
+    assert plain.latency_ms is None and "latency_ms" not in plain.to_dict()
+    assert Candidate.from_dict(timed.to_dict()) == timed
+    assert Candidate.from_dict(plain.to_dict()) == plain
+    assert candidates_hash([plain]) != candidates_hash([timed])
+    assert candidates_hash([timed]) != candidates_hash([Candidate(0, (0.3,), 10, 20, 0.6)])
+    for bad in (0.0, -1.0, float("nan"), "fast", True):
+        with pytest.raises(ValueError, match="latency_ms"):
+            Candidate(0, (0.3,), 10, 20, bad)
+
+
+def test_register_objective_adds_a_parsable_objective():
+    class LeastFlops(SmallestWithinAccuracy):
+        name = "least_flops_test"
+
+    register_objective("least_flops_test", LeastFlops, {"alpha": float, "size": str},
+                       fixed={"size": "flops"})
+    obj = parse_objective("least_flops_test:alpha=0.05")
+    assert type(obj) is LeastFlops and obj.size == "flops" and obj.alpha == 0.05
+    assert objective_from_dict(obj.to_dict()) == obj
+    register_objective("least_flops_test", LeastFlops, {"alpha": float, "size": str},
+                       fixed={"size": "flops"})                  # the same again: harmless
+    with pytest.raises(ValueError, match="already registered"):
+        register_objective("smallest", LeastFlops, {"alpha": float, "size": str})
+    with pytest.raises(ValueError, match="size"):
+        parse_objective("least_flops_test:size=params")         # fixed by the name
+
+    class Impostor(SmallestWithinAccuracy):
+        name = "smallest_within_accuracy"
+    for args, fragment in ((("x", Impostor, {"alpha": float}), "already taken"),
+                           (("Bad Name", LeastFlops, {}), "lower-case"),
+                           (("y", dict, {}), "subclass Objective"),
+                           (("y", LeastFlops, {"alpha": complex}), "keys must be"),
+                           (("y", LeastFlops, {"alpha": float}), "already registered with keys")):
+        with pytest.raises(ValueError, match=fragment):
+            register_objective(*args)
 
 
 def test_candidate_validation():

@@ -11,7 +11,7 @@ import keras
 
 from wootz_keras.planner.config_space import module_group_rates
 from wootz_keras.planner.modules import find_modules
-from wootz_keras.pruning.prune import prune_compact
+from wootz_keras.pruning.prune import prune_compact, resolve_round_to
 from wootz_keras.utils.rates import check_rates
 
 
@@ -25,6 +25,12 @@ def copy_model(model):
 class Assembler:
     """Builds the pruned networks of one teacher.
 
+    round_to / runtime: channel rounding of every network it builds, as for
+    `prune_compact` (an int, or "auto" with runtime="tflite" | "onnxruntime":
+    the counts the runtime runs fastest, from its measured latency table;
+    a group's count depends on its own rate only, so pre-trained blocks fit
+    every candidate they cover).
+
     Example:
         >>> from wootz_keras import zoo
         >>> teacher = zoo.resnet_cifar(depth=8)
@@ -36,9 +42,12 @@ class Assembler:
         'student_m1-2_0.5_0.5'
     """
 
-    def __init__(self, teacher, modules=None):
+    def __init__(self, teacher, modules=None, round_to=1, runtime=None):
         self.teacher = teacher
         self.modules = modules if modules is not None else find_modules(teacher)
+        # resolved once ("auto" -> the runtime's channel policy, its table
+        # loaded once): every candidate and student keeps the same counts
+        self.round_to = resolve_round_to(round_to, runtime)
 
     def group_rates(self, start, rates):
         """{dependency group id: rate} for modules start .. start + len(rates) - 1."""
@@ -57,7 +66,8 @@ class Assembler:
         if not group_rates:
             return copy_model(self.teacher)
         # the teacher's analysis (and its L1 scores, cached on it) serve every candidate
-        return prune_compact(self.modules.analysis, group_rates=group_rates)
+        return prune_compact(self.modules.analysis, group_rates=group_rates,
+                             round_to=self.round_to)
 
     def assemble(self, config, blocks=None):
         """The compact pruned network for `config`: modules covered by a
@@ -88,8 +98,9 @@ class Assembler:
         return keras.Model(inputs, outputs, name="student_" + re.sub(r"[^A-Za-z0-9_.-]", "_", name))
 
 
-def assemble(teacher, config, blocks=None, modules=None):
-    """The compact pruned network for `config` (see `Assembler.assemble`).
+def assemble(teacher, config, blocks=None, modules=None, round_to=1, runtime=None):
+    """The compact pruned network for `config` (see `Assembler.assemble`;
+    round_to / runtime as for `Assembler`).
 
     For many candidates of one teacher, make one `Assembler` instead.
 
@@ -100,4 +111,4 @@ def assemble(teacher, config, blocks=None, modules=None):
         >>> net.count_params() < teacher.count_params()
         True
     """
-    return Assembler(teacher, modules).assemble(config, blocks)
+    return Assembler(teacher, modules, round_to, runtime).assemble(config, blocks)

@@ -11,6 +11,7 @@ import numpy as np
 
 from wootz_keras.graph.cost import call_macs, count_flops, count_params
 from wootz_keras.pruning.estimate import estimate_cost, pruned_channels
+from wootz_keras.pruning.prune import resolve_round_to
 from wootz_keras.utils.io import read_document, write_document
 from wootz_keras.utils.rates import check_rates
 
@@ -32,10 +33,12 @@ def module_group_rates(modules, rates, start=0):
             for g in m.groups}
 
 
-def estimate_size(modules, rates):
+def estimate_size(modules, rates, round_to=1, runtime=None):
     """(params, flops) of the network pruned at one rate per module, without
     building it (the engine's `estimate_cost`, exact): the one place sizes of
-    configurations are estimated.
+    configurations are estimated. round_to / runtime: the channel rounding
+    the networks are built with (as for `prune_compact`: an int, or "auto"
+    with runtime="tflite" | "onnxruntime").
 
     Example:
         >>> from wootz_keras import zoo
@@ -49,7 +52,8 @@ def estimate_size(modules, rates):
     if len(rates) != len(modules):
         raise ValueError(f"config has {len(rates)} rates but the model has {len(modules)} "
                          f"modules ({modules.names[0]} ...)")
-    return estimate_cost(modules.analysis, group_rates=module_group_rates(modules, rates))
+    return estimate_cost(modules.analysis, group_rates=module_group_rates(modules, rates),
+                         round_to=round_to, runtime=runtime)
 
 
 def full_size(modules):
@@ -76,7 +80,8 @@ def block_flops(modules, start, rates):
 
 
 class ConfigSpace:
-    """All ways to give each module a rate from `rates`.
+    """All ways to give each module a rate from `rates`; sizes are estimated
+    for networks built with `round_to` / `runtime` (see `estimate_size`).
 
     Example:
         >>> from wootz_keras import zoo
@@ -89,12 +94,14 @@ class ConfigSpace:
         (5, 3)
     """
 
-    def __init__(self, modules, rates=(0.3, 0.5, 0.7)):
+    def __init__(self, modules, rates=(0.3, 0.5, 0.7), round_to=1, runtime=None):
         if not len(modules):
             raise ValueError("no modules: the model has nothing this planner can prune")
         self.modules = modules
         self.rates = check_rates(rates)
         self.size = len(self.rates) ** len(modules)
+        # resolved once: "auto" becomes the runtime's channel policy
+        self.round_to = resolve_round_to(round_to, runtime)
 
     @property
     def full_params(self):
@@ -106,12 +113,12 @@ class ConfigSpace:
 
     def estimate(self, rates):
         """(params, flops) of the pruned network for one configuration."""
-        return estimate_size(self.modules, rates)
+        return estimate_size(self.modules, rates, self.round_to)
 
     def config(self, rates):
         """A Config with its estimated size."""
         rates = check_rates(rates, "config")
-        params, flops = estimate_size(self.modules, rates)
+        params, flops = estimate_size(self.modules, rates, self.round_to)
         return Config(rates, params, flops)
 
     # -- enumeration and sampling -------------------------------------

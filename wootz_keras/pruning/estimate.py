@@ -8,7 +8,7 @@ layer is counted by its ChannelRule with the remaining channel counts.
 import numpy as np
 
 from wootz_keras.graph.cost import count_flops, count_params
-from wootz_keras.pruning.prune import analysis_of, check_group_rates, kept_units, resolve_group_rates
+from wootz_keras.pruning.prune import analysis_of, check_group_rates, group_keep, resolve_group_rates
 
 
 def _tensor_shares(analysis):
@@ -26,13 +26,17 @@ def _tensor_shares(analysis):
     return cached
 
 
-def pruned_channels(analysis, group_rates, round_to=1):
-    """{id(call): (cin, cout)} of every call after pruning at `group_rates`."""
+def pruned_channels(analysis, group_rates, round_to=1, runtime=None):
+    """{id(call): (cin, cout)} of every call after pruning at `group_rates`
+    (round_to / runtime as for `prune_compact`)."""
+    return kept_channels(analysis, group_keep(analysis, group_rates, round_to, runtime))
+
+
+def kept_channels(analysis, kept):
+    """{id(call): (cin, cout)} of every weighted call when each group `gid` in
+    `kept` keeps `kept[gid]` units (the others keep all of theirs)."""
     shares = _tensor_shares(analysis)
-    removed_units = {}
-    for gid, r in group_rates.items():
-        group = analysis.groups[gid]
-        removed_units[gid] = group.size - kept_units(group, r, round_to)
+    removed_units = {gid: analysis.groups[gid].size - int(k) for gid, k in kept.items()}
 
     def left(t):
         n = t.channels
@@ -48,11 +52,11 @@ def pruned_channels(analysis, group_rates, round_to=1):
     return channels
 
 
-def estimate_cost(model, rate=None, rates=None, group_rates=None, round_to=1):
+def estimate_cost(model, rate=None, rates=None, group_rates=None, round_to=1, runtime=None):
     """(params, flops) of the network `prune_compact(model, ...)` would build,
-    without building it. `model` is best an already-built ChannelAnalysis
-    (its per-tensor tables are cached on it, so each estimate is one pass
-    over the layers).
+    without building it (round_to / runtime as for `prune_compact`).
+    `model` is best an already-built ChannelAnalysis (its per-tensor tables
+    are cached on it, so each estimate is one pass over the layers).
 
     Example:
         >>> from wootz_keras import zoo
@@ -68,5 +72,5 @@ def estimate_cost(model, rate=None, rates=None, group_rates=None, round_to=1):
         group_rates = resolve_group_rates(analysis, rate, rates)
     else:
         group_rates = check_group_rates(analysis, group_rates)
-    channels = pruned_channels(analysis, group_rates, round_to)
+    channels = pruned_channels(analysis, group_rates, round_to, runtime)
     return count_params(analysis, channels), count_flops(analysis, channels)

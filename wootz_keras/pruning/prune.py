@@ -14,10 +14,60 @@ from wootz_keras.pruning.surgery import apply_pruning
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
 
 
-def _check_round_to(round_to):
+def resolve_round_to(round_to, runtime=None):
+    """An int >= 1 or a channel policy (an object with `kept_counts(analysis,
+    group_rates)`): round_to="auto" with runtime= resolves to
+    `wootz_keras.latency.channel_policy(runtime)`, imported only then (this
+    layer never imports the latency tables or the exporters by itself)."""
+    if isinstance(round_to, str):
+        if round_to.strip().lower() != "auto":
+            raise ValueError(f"round_to must be a positive integer, 'auto' or a channel policy, "
+                             f"got {round_to!r}")
+        if runtime is None:
+            raise ValueError("round_to='auto' needs runtime='tflite' or 'onnxruntime' (the "
+                             "runtime whose measured latency chooses the channel counts)")
+        from wootz_keras.latency import channel_policy
+        return channel_policy(runtime)
+    if runtime is not None:
+        raise ValueError(f"runtime={runtime!r} is only used with round_to='auto', "
+                         f"got round_to={round_to!r}")
+    if callable(getattr(round_to, "kept_counts", None)):
+        return round_to
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
+        raise ValueError(f"round_to must be a positive integer, 'auto' or a channel policy, "
+                         f"got {round_to!r}")
     return round_to
+
+
+def group_keep(analysis, group_rates, round_to=1, runtime=None):
+    """{group id: units kept} at `group_rates`: the one place the kept count of
+    each group is decided (`select_pruned`, the size estimates and the
+    latency predictions all ask here).
+
+    round_to: an int (counts rounded up to multiples of it), "auto" with
+    runtime= (per group, the count the runtime runs fastest for it: see
+    `wootz_keras.latency.ChannelPolicy`; never fewer units than the rate asks
+    for, at most its `step` more), or a channel policy object.
+
+    Example:
+        >>> from wootz_keras import zoo
+        >>> a = ChannelAnalysis(zoo.plain_cnn())
+        >>> group_keep(a, {0: 0.5, 1: 0.3}, round_to=4)
+        {0: 8, 1: 24}
+    """
+    round_to = resolve_round_to(round_to, runtime)
+    if not isinstance(round_to, int):
+        kept = round_to.kept_counts(analysis, group_rates)
+        for gid in group_rates:
+            group = analysis.groups[gid]
+            k = kept.get(gid)
+            blocks = 1 if group.blocks is None else int(group.blocks.max()) + 1
+            if not isinstance(k, (int, np.integer)) or not 1 <= k <= group.size or k % blocks:
+                raise ValueError(f"channel policy {round_to!r} kept {k!r} units of the group of "
+                                 f"{group.producers[0]!r} (size {group.size}"
+                                 + (f", {blocks} blocks" if blocks > 1 else "") + ")")
+        return {gid: int(kept[gid]) for gid in group_rates}
+    return {gid: kept_units(analysis.groups[gid], r, round_to) for gid, r in group_rates.items()}
 
 
 def analysis_of(model_or_analysis):
@@ -100,14 +150,14 @@ def kept_units(group, rate, round_to=1):
     return keep * n_blocks
 
 
-def select_pruned(analysis, group_rates, scores, round_to=1):
+def select_pruned(analysis, group_rates, scores, round_to=1, keep=None):
     """Bool per unit label: the lowest-scored units of each group, by rate
-    (within each block for block-split groups)."""
+    (within each block for block-split groups); `keep` ({group id: units},
+    from `group_keep`) overrides the counts the rates and round_to give."""
     pruned = np.zeros(analysis.labels.max() + 1, bool)
     for gid, r in group_rates.items():
         group = analysis.groups[gid]
-        keep = kept_units(group, r, round_to)
-        drop = group.size - keep
+        drop = group.size - (keep[gid] if keep is not None else kept_units(group, r, round_to))
         if drop <= 0:
             continue
         s = np.asarray(scores[gid])
@@ -125,7 +175,7 @@ def select_pruned(analysis, group_rates, scores, round_to=1):
 
 
 def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, round_to=1,
-                  data=None, loss="sparse_categorical_crossentropy", seed=0):
+                  data=None, loss="sparse_categorical_crossentropy", seed=0, runtime=None):
     """Wrap `model` so the least important filters of each group are masked.
 
     model: a Keras model, or its ChannelAnalysis (reused, not rebuilt);
@@ -136,7 +186,15 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
         `Importance` object, or a function of a layer's filters;
     schedule: a tfmot PruningSchedule; masks then start full and follow it
         during `fit` with the `UpdatePruningStep` callback;
-    round_to: keep channel counts multiples of this.
+    round_to: keep channel counts multiples of this; or "auto" with
+        runtime="tflite" | "onnxruntime": per group, the count that runs
+        fastest for it in that runtime (1 thread), from a latency table
+        measured once and cached (`wootz_keras.latency.ChannelPolicy`: never
+        fewer units than the rate asks for, at most `step` = 16 more; the
+        runtime missing is a RuntimeUnavailable error, never a fallback); or
+        a channel policy object (e.g. `wootz_keras.latency.channel_policy(
+        "tflite", threads=2)`). One-shot pruning only (schedule=None);
+    runtime: the runtime of round_to="auto".
     Returns a new model (the input is left untouched) whose pruned layers are
     PruneWrappers; `strip_pruning` makes it physically smaller.
 
@@ -146,7 +204,10 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
         >>> float(pruned.get_layer("block1_conv").mask.numpy().sum())
         8.0
     """
-    _check_round_to(round_to)
+    round_to = resolve_round_to(round_to, runtime)
+    if schedule is not None and not isinstance(round_to, int):
+        raise ValueError("round_to='auto' (or a channel policy) applies to one-shot pruning; "
+                         "with schedule= the masks follow the schedule's rates")
     crit = importance.get(criterion)
     analysis = analysis_of(model)
     group_rates = resolve_group_rates(analysis, rate, rates)
@@ -156,12 +217,14 @@ def prune_filters(model, rate=None, rates=None, criterion="l1", schedule=None, r
     else:
         scores = group_scores(analysis, targets, crit, data=data, loss=loss, seed=seed,
                               cache=analysis is model)
-        pruned = select_pruned(analysis, group_rates, scores, round_to)
+        pruned = select_pruned(analysis, group_rates, scores,
+                               keep=group_keep(analysis, group_rates, round_to))
     return wrap_model(analysis, group_rates, targets, pruned, schedule)
 
 
 def prune_compact(model, rate=None, rates=None, criterion="l1", round_to=1, data=None,
-                  loss="sparse_categorical_crossentropy", seed=0, group_rates=None):
+                  loss="sparse_categorical_crossentropy", seed=0, group_rates=None,
+                  runtime=None):
     """One-shot pruning straight to the physically smaller model.
 
     The same choice of filters as `strip_pruning(prune_filters(...))`
@@ -174,6 +237,7 @@ def prune_compact(model, rate=None, rates=None, criterion="l1", round_to=1, data
     each call costs only the selection and the rebuild (the teacher's weights
     must not change meanwhile; `analysis.clear_cache()` after they do).
     group_rates: {group id: rate} instead of rate / rates.
+    round_to / runtime: as for `prune_filters` (round_to="auto", runtime=...).
 
     Example:
         >>> from wootz_keras import zoo
@@ -185,7 +249,7 @@ def prune_compact(model, rate=None, rates=None, criterion="l1", round_to=1, data
         >>> [prune_compact(teacher, rate=r).count_params() for r in (0.25, 0.5)]
         [34678, 15634]
     """
-    _check_round_to(round_to)
+    round_to = resolve_round_to(round_to, runtime)
     crit = importance.get(criterion)
     analysis = analysis_of(model)
     if group_rates is None:
@@ -195,7 +259,8 @@ def prune_compact(model, rate=None, rates=None, criterion="l1", round_to=1, data
     targets = [g for g, r in group_rates.items() if r > 0]
     scores = group_scores(analysis, targets, crit, data=data, loss=loss, seed=seed,
                           cache=analysis is model)
-    return apply_pruning(analysis, select_pruned(analysis, group_rates, scores, round_to))
+    keep = group_keep(analysis, group_rates, round_to)
+    return apply_pruning(analysis, select_pruned(analysis, group_rates, scores, keep=keep))
 
 
 def check_group_rates(analysis, group_rates):

@@ -20,11 +20,13 @@ from wootz_keras.search.journal import (  # noqa: F401
 )
 from wootz_keras.search.objectives import (  # noqa: F401
     Candidate,
+    FastestWithinAccuracy,
     MostAccurateWithinBudget,
     Objective,
     SmallestWithinAccuracy,
     objective_from_dict,
     parse_objective,
+    register_objective,
 )
 from wootz_keras.search.figures import replay, summary  # noqa: F401
 from wootz_keras.search.report import write_report  # noqa: F401

@@ -115,7 +115,8 @@ def now():
 
 
 def candidates_hash(candidates):
-    """A stable hash of a candidate list (indices, rates, sizes), order-independent.
+    """A stable hash of a candidate list (indices, rates, sizes, predicted
+    latency), order-independent.
 
     Example:
         >>> from wootz_keras.search.objectives import Candidate
@@ -123,7 +124,10 @@ def candidates_hash(candidates):
         >>> len(h)
         16
     """
+    # a predicted latency (latency objectives order by it) joins the hash when
+    # present; candidates without one hash as they always did
     items = sorted((c.index, [round(r, 12) for r in c.rates], c.params, c.flops)
+                   + (() if c.latency_ms is None else (round(c.latency_ms, 6),))
                    for c in candidates)
     text = json.dumps(items, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -10,6 +10,10 @@ command tools take on their flags:
     smallest_flops:alpha=0.02         same, size measured in FLOPs
     most_accurate:max_params=50000    most accurate model with params <= 50000
     most_accurate:max_flops=2e6,early_stop=false
+    fastest:runtime=tflite,alpha=0.01 fastest model (predicted batch-1 latency in
+                                      TFLite or onnxruntime) with acc >= full x (1 - alpha)
+
+More objectives plug in with `register_objective(name, cls, keys)`.
 
 Example:
     >>> obj = parse_objective("smallest_params:alpha=0.01")
@@ -38,7 +42,9 @@ class Candidate:
 
     `index` identifies the candidate (its position in the caller's config
     list); `rates` has one float per module; `params` / `flops` describe the
-    pruned network (any consistent counting, e.g. multiply-adds).
+    pruned network (any consistent counting, e.g. multiply-adds);
+    `latency_ms`, optional, its predicted batch-1 latency (what latency
+    objectives order by; see `wootz_keras.latency`).
 
     Example:
         >>> c = Candidate(3, [0.3, 0.5], params=1200, flops=5000)
@@ -46,12 +52,15 @@ class Candidate:
         (0.3, 0.5)
         >>> Candidate.from_dict(c.to_dict()) == c
         True
+        >>> Candidate(4, [0.5], 900, 3000, latency_ms=0.25).to_dict()["latency_ms"]
+        0.25
     """
 
     index: int
     rates: tuple
     params: int
     flops: int
+    latency_ms: float = None
 
     def __post_init__(self):
         if isinstance(self.index, bool) or not isinstance(self.index, numbers.Integral):
@@ -70,6 +79,13 @@ class Candidate:
                 raise ValueError(f"Candidate {self.index}: {name} must be a non-negative "
                                  f"integer, got {v!r}")
             object.__setattr__(self, name, int(v))
+        if self.latency_ms is not None:
+            v = self.latency_ms
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                    or v <= 0:
+                raise ValueError(f"Candidate {self.index}: latency_ms must be a positive number "
+                                 f"or None, got {v!r}")
+            object.__setattr__(self, "latency_ms", float(v))
         object.__setattr__(self, "index", int(self.index))
         object.__setattr__(self, "rates", rates)
 
@@ -79,12 +95,15 @@ class Candidate:
         return getattr(self, measure)
 
     def to_dict(self):
-        return {"index": self.index, "rates": list(self.rates),
-                "params": self.params, "flops": self.flops}
+        d = {"index": self.index, "rates": list(self.rates),
+             "params": self.params, "flops": self.flops}
+        if self.latency_ms is not None:
+            d["latency_ms"] = self.latency_ms
+        return d
 
     @classmethod
     def from_dict(cls, d):
-        return cls(d["index"], tuple(d["rates"]), d["params"], d["flops"])
+        return cls(d["index"], tuple(d["rates"]), d["params"], d["flops"], d.get("latency_ms"))
 
 
 def _check_size(size):
@@ -116,9 +135,16 @@ def _check_unique(candidates):
 
 
 class Objective:
-    """Base class: see `SmallestWithinAccuracy` and `MostAccurateWithinBudget`."""
+    """Base class: see `SmallestWithinAccuracy`, `MostAccurateWithinBudget`
+    and `FastestWithinAccuracy`; register a subclass with `register_objective`.
+
+    `latency`: None, or {"runtime": ..., "threads": ...} when the objective
+    orders by predicted latency (candidate makers then fill
+    `Candidate.latency_ms` for that runtime).
+    """
 
     name = None
+    latency = None
 
     def order(self, candidates):
         """The candidates to visit, in visiting order (a new list)."""
@@ -300,22 +326,132 @@ class MostAccurateWithinBudget(Objective):
                 "max_flops": self.max_flops, "early_stop": self.early_stop}
 
 
-_CLASSES = {cls.name: cls for cls in (SmallestWithinAccuracy, MostAccurateWithinBudget)}
+#: Runtimes a latency objective may name; the same names as
+#: `wootz_keras.latency.RUNTIMES` (this layer imports nothing above it).
+LATENCY_RUNTIMES = ("tflite", "onnxruntime")
 
-# Short names for the command line -> (class, fixed keyword arguments).
-_ALIASES = {
-    "smallest": (SmallestWithinAccuracy, {}),
-    "smallest_params": (SmallestWithinAccuracy, {"size": "params"}),
-    "smallest_flops": (SmallestWithinAccuracy, {"size": "flops"}),
-    "smallest_within_accuracy": (SmallestWithinAccuracy, {}),
-    "most_accurate": (MostAccurateWithinBudget, {}),
-    "most_accurate_within_budget": (MostAccurateWithinBudget, {}),
-}
 
-_KEYS = {
-    SmallestWithinAccuracy: {"alpha": float, "size": str},
-    MostAccurateWithinBudget: {"max_params": float, "max_flops": float, "early_stop": bool},
-}
+class FastestWithinAccuracy(SmallestWithinAccuracy):
+    """The fastest model whose accuracy >= full_accuracy x (1 - alpha).
+
+    Like `SmallestWithinAccuracy`, with candidates ordered by predicted
+    batch-1 latency in `runtime` at `threads` (`Candidate.latency_ms`; ties:
+    FLOPs, params, index). The prediction comes from the measured latency
+    table (`wootz_keras.latency`), not from exporting each candidate;
+    `workflow.runner.make_candidates(..., objective=...)` fills it.
+
+    Example:
+        >>> obj = parse_objective("fastest:runtime=onnxruntime,alpha=0.02")
+        >>> cands = [Candidate(0, (0.3,), 900, 1800, latency_ms=0.9),
+        ...          Candidate(1, (0.7,), 400, 800, latency_ms=1.2)]
+        >>> [c.index for c in obj.order(cands)]
+        [0, 1]
+        >>> obj.describe()
+        'fastest on onnxruntime (1 thread) with accuracy >= full x (1 - 0.02)'
+    """
+
+    name = "fastest_within_accuracy"
+
+    def __init__(self, alpha=0.01, runtime="tflite", threads=1):
+        super().__init__(alpha=alpha, size="flops")
+        if runtime not in LATENCY_RUNTIMES:
+            raise ValueError(f"runtime must be one of {LATENCY_RUNTIMES}, got {runtime!r}")
+        threads = _check_finite("threads", threads)
+        if threads < 1 or threads != int(threads):
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        self.runtime = runtime
+        self.threads = int(threads)
+        self.latency = {"runtime": self.runtime, "threads": self.threads}
+
+    def order(self, candidates):
+        candidates = list(candidates)
+        _check_unique(candidates)
+        missing = [c.index for c in candidates if c.latency_ms is None]
+        if missing:
+            raise ValueError(f"objective {self.describe()!r} orders by predicted latency, but "
+                             f"candidate(s) {missing[:5]} have no latency_ms; make them with "
+                             "wootz_keras.workflow.runner.make_candidates(configs, modules, "
+                             "objective=...)")
+        return sorted(candidates, key=lambda c: (c.latency_ms, c.flops, c.params, c.index))
+
+    def describe(self):
+        s = "" if self.threads == 1 else "s"
+        return (f"fastest on {self.runtime} ({self.threads} thread{s}) with accuracy >= "
+                f"full x {self._factor()}")
+
+    def to_dict(self):
+        return {"name": self.name, "alpha": self.alpha, "runtime": self.runtime,
+                "threads": self.threads}
+
+
+_CLASSES = {}   # Objective.name -> class (objective_from_dict)
+_ALIASES = {}   # short name -> (class, fixed keyword arguments) (parse_objective)
+_KEYS = {}      # class -> {key: kind}
+_KINDS = (float, int, str, bool)
+
+
+def register_objective(name, cls, keys, fixed=None):
+    """Let `parse_objective("name:key=value,...")` and `objective_from_dict`
+    build `cls` (an `Objective` subclass with its own `name`).
+
+    keys: {keyword of cls(): kind}, kind one of float, int, str, bool (how the
+    value's text is read); fixed: keyword arguments the short name implies
+    (e.g. {"size": "flops"}), which the text may not override. Registering a
+    name again for the same class and arguments is harmless; for another one,
+    a ValueError (a registered name never changes what it means).
+
+    Example:
+        >>> class Cheapest(SmallestWithinAccuracy):
+        ...     name = "cheapest_within_accuracy"
+        >>> register_objective("cheapest", Cheapest, {"alpha": float, "size": str})
+        >>> parse_objective("cheapest:alpha=0.05")
+        Cheapest(alpha=0.05, size='params')
+    """
+    if not isinstance(name, str) or not name or name != name.strip().lower() \
+            or any(ch in name for ch in ":,={ "):
+        raise ValueError(f"objective name must be a non-empty lower-case word, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Objective)) or \
+            not isinstance(cls.name, str) or not cls.name:
+        raise ValueError(f"objective class must subclass Objective and set `name`, got {cls!r}")
+    if not isinstance(keys, dict) or any(not isinstance(k, str) or v not in _KINDS
+                                         for k, v in keys.items()):
+        raise ValueError(f"keys must be a dict {{keyword: one of float, int, str, bool}}, "
+                         f"got {keys!r}")
+    fixed = dict(fixed or {})
+    unknown = sorted(set(fixed) - set(keys))
+    if unknown:
+        raise ValueError(f"fixed arguments {unknown} of {name!r} are not among its keys")
+    if _CLASSES.get(cls.name, cls) is not cls:
+        raise ValueError(f"objective class name {cls.name!r} is already taken by "
+                         f"{_CLASSES[cls.name].__name__}")
+    if _KEYS.get(cls, keys) != keys:
+        raise ValueError(f"{cls.__name__} is already registered with keys {_KEYS[cls]}")
+    if name in _ALIASES and _ALIASES[name] != (cls, fixed):
+        raise ValueError(f"objective {name!r} is already registered for "
+                         f"{_ALIASES[name][0].__name__}{_ALIASES[name][1] or ''}")
+    _CLASSES[cls.name] = cls
+    _KEYS[cls] = dict(keys)
+    _ALIASES[name] = (cls, fixed)
+
+
+def registered_objectives():
+    """{short name: (class, fixed keyword arguments)} of every registered objective."""
+    return dict(_ALIASES)
+
+
+_SMALLEST_KEYS = {"alpha": float, "size": str}
+_BUDGET_KEYS = {"max_params": float, "max_flops": float, "early_stop": bool}
+_FASTEST_KEYS = {"alpha": float, "runtime": str, "threads": int}
+for _name, _cls, _keys, _fixed in (
+        ("smallest", SmallestWithinAccuracy, _SMALLEST_KEYS, None),
+        ("smallest_params", SmallestWithinAccuracy, _SMALLEST_KEYS, {"size": "params"}),
+        ("smallest_flops", SmallestWithinAccuracy, _SMALLEST_KEYS, {"size": "flops"}),
+        ("smallest_within_accuracy", SmallestWithinAccuracy, _SMALLEST_KEYS, None),
+        ("most_accurate", MostAccurateWithinBudget, _BUDGET_KEYS, None),
+        ("most_accurate_within_budget", MostAccurateWithinBudget, _BUDGET_KEYS, None),
+        ("fastest", FastestWithinAccuracy, _FASTEST_KEYS, None),
+        ("fastest_within_accuracy", FastestWithinAccuracy, _FASTEST_KEYS, None)):
+    register_objective(_name, _cls, _keys, _fixed)
 
 
 def objective_from_dict(d):
@@ -354,13 +490,20 @@ def _parse_value(key, text, kind):
             return float(text.replace("_", ""))
         except ValueError:
             raise ValueError(f"{key}={text!r} is not a number") from None
+    if kind is int:
+        try:
+            return int(text.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"{key}={text!r} is not an integer") from None
     return text.strip()
 
 
 def parse_objective(text):
     """Parse a command-line objective, `name[:key=value,...]`, or a JSON dict.
 
-    Names: smallest_params, smallest_flops, smallest (size=...), most_accurate.
+    Names: smallest_params, smallest_flops, smallest (size=...), most_accurate,
+    fastest (runtime=tflite|onnxruntime, threads=1, alpha=...), and whatever
+    `register_objective` added.
 
     Example:
         >>> parse_objective("most_accurate:max_params=50000")

@@ -13,7 +13,8 @@ import os
 import time
 
 from wootz_keras.compose.assemble import Assembler
-from wootz_keras.planner.config_space import estimate_size
+from wootz_keras.planner.config_space import estimate_size, module_group_rates
+from wootz_keras.pruning.prune import resolve_round_to
 from wootz_keras.search.exploration import explore_candidates
 from wootz_keras.search.objectives import Candidate, parse_objective
 from wootz_keras.training import Evaluator, Protocol, check_validation_size, fine_tune
@@ -23,9 +24,17 @@ from wootz_keras.workflow.cluster import worker_from_tf_config
 MODES = ("default", "composed", "auto")
 
 
-def make_candidates(configs, modules):
+def make_candidates(configs, modules, objective=None, round_to=1, runtime=None):
     """Candidates (index, rates, params, FLOPs) for configs; sizes come from
-    each Config when it has them, else from the planner's estimate.
+    each Config when it has them, else from the planner's estimate (for
+    networks built with round_to / runtime, as `Assembler` builds them).
+
+    objective: when it orders by latency (`objective.latency`, e.g.
+    "fastest:runtime=tflite"), each candidate also gets its predicted batch-1
+    latency in that runtime (`Candidate.latency_ms`, from the measured
+    latency table: `wootz_keras.latency.latency_predictor`; the table's
+    missing entries are measured on first use; the runtime missing is a
+    RuntimeUnavailable error).
 
     Example:
         >>> from wootz_keras import zoo
@@ -34,16 +43,27 @@ def make_candidates(configs, modules):
         >>> make_candidates([[0.5, 0.5, 0.5]], mods)[0].params < 78426
         True
     """
+    latency = getattr(parse_objective(objective), "latency", None) if objective is not None \
+        else None
+    predictor = None
+    if latency:
+        from wootz_keras.latency import latency_predictor
+        predictor = latency_predictor(latency["runtime"], latency.get("threads", 1))
+    round_to = resolve_round_to(round_to, runtime)
     out = []
     for i, config in enumerate(configs):
         rates = getattr(config, "rates", config)
         params, flops = getattr(config, "params", None), getattr(config, "flops", None)
         if params is None or flops is None:
-            params, flops = estimate_size(modules, rates)
+            params, flops = estimate_size(modules, rates, round_to)
         elif len(rates) != len(modules):
             raise ValueError(f"config {i} has {len(rates)} rates but the teacher has "
                              f"{len(modules)} modules")
-        out.append(Candidate(i, tuple(rates), params, flops))
+        latency_ms = None
+        if predictor is not None:
+            latency_ms = predictor.predict(modules.analysis, round_to=round_to,
+                                           group_rates=module_group_rates(modules, rates))
+        out.append(Candidate(i, tuple(rates), params, flops, latency_ms))
     return out
 
 
@@ -159,7 +179,7 @@ def explore(teacher, configs, train, val, objective="smallest_params:alpha=0.01"
     protocol = protocol or Protocol()
     objective = parse_objective(objective)
     assembler = Assembler(teacher, modules)
-    candidates = make_candidates(configs, assembler.modules)
+    candidates = make_candidates(configs, assembler.modules, objective)
     val = val if isinstance(val, Evaluator) else Evaluator(val, metric)
     if full_accuracy is None:
         full_accuracy = val.evaluate(teacher)
