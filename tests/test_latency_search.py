@@ -75,3 +75,36 @@ def test_explore_fastest_runs_in_latency_order(tiny_tables, teacher, tmp_path):
     fastest = min(cands, key=lambda c: (c.latency_ms, c.flops, c.params, c.index))
     assert result.rows and result.rows[0]["position"] == 0
     assert result.rows[0]["index"] == fastest.index
+    assert result.rows[0]["extra"]["predicted_latency_ms"] == pytest.approx(fastest.latency_ms)
+    assert result.rows[0]["extra"]["latency_runtime"] == "onnxruntime"
+
+
+def test_exported_winner_has_its_measured_latency_in_journal_and_report(tmp_path):
+    from wootz_keras.search import Journal
+    from wootz_keras.search.objectives import Candidate
+    from wootz_keras.search.report import _markdown
+    from wootz_keras.workflow.pipeline import export_winner
+    keras.utils.set_random_seed(0)
+    net = zoo.resnet_cifar(depth=8, width=4, input_shape=(28, 28, 1))
+    net.save(tmp_path / "winner.keras")
+    journal = str(tmp_path / "j.sqlite")
+    extra = {"model": str(tmp_path / "winner.keras"), "test_accuracy": 0.5,
+             "predicted_latency_ms": 0.2, "latency_runtime": "onnxruntime"}
+    with Journal(journal) as j:
+        j.begin("default", {"full_accuracy": 0.9}, order=[4])
+        j.record("default", Candidate(4, (0.5,), 10, 20), final_accuracy=0.9, seconds=1.0,
+                 extra=extra)
+        winner = j.finished("default")[4]
+    d = data.load_data("fashion_mnist", train_limit=32, test_limit=32, seed=0)
+    out = export_winner(winner, str(tmp_path / "export"), d, ("onnx",), log=lambda m: None,
+                        journal=journal)
+    measured = out["measured_latency_ms"]["onnx"]
+    assert measured > 0
+    assert out["latency_error"] == pytest.approx((0.2 - measured) / measured)
+    with Journal(journal) as j:
+        row = j.finished("default")[4]
+    assert row["extra"]["measured_latency_ms"] == {"onnx": measured}
+    assert row["extra"]["predicted_latency_ms"] == 0.2          # the rest is kept
+    text = _markdown({"full_accuracy": 0.9, "teacher_params": 100, "modes": {},
+                      "export": out}, None)
+    assert f"onnx {measured:.3f} ms" in text and "Predicted latency in onnxruntime" in text

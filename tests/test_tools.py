@@ -200,6 +200,9 @@ TOOLS_AND_BAD_FLAGS = [
     ("export", ["--model", "{models}/r8.keras", "--formats", "tflite,coreml"], "coreml", 2),
     ("export", ["--model", "no_such_model.keras"], "no_such_model.keras", 2),
     ("run", ["--scale=huge"], "--scale", 2),
+    ("prune", ["--round_to=auto"], "--runtime", 2),
+    ("prune", ["--round_to=3.5"], "--round_to", 2),
+    ("prune", ["--round_to=4", "--runtime=tflite"], "--runtime", 2),
 ]
 
 
@@ -219,7 +222,8 @@ def test_bad_input_fails_with_one_line_and_no_files(models, tmp_path, tool, args
 
 
 @pytest.mark.parametrize("tool, flags", [
-    ("prune", ["--model", "--data", "--rate", "--rates", "--criterion", "--round_to", "--out"]),
+    ("prune", ["--model", "--data", "--rate", "--rates", "--criterion", "--round_to", "--runtime",
+               "--out"]),
     ("plan", ["--model", "--rates", "--num_configs", "--seed", "--[no]uniform_size", "--[no]fill",
               "--modules_json", "--out"]),
     ("pretrain", ["--teacher", "--plan", "--data", "--steps", "--batch_size", "--learning_rate",

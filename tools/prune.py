@@ -24,7 +24,10 @@ flags.DEFINE_float("rate", 0.5, "Fraction of the filters of every prunable group
 flags.DEFINE_string("rates", None, "Per-layer rates, layer:rate,... (producer layer names); "
                     "without an explicit --rate only these layers are pruned.")
 flags.DEFINE_string("criterion", "l1", "Filter importance (wz.importance registry name).")
-flags.DEFINE_integer("round_to", 1, "Keep channel counts multiples of this.")
+flags.DEFINE_string("round_to", "1", "Keep channel counts multiples of this, or 'auto': per layer "
+                    "the count --runtime runs fastest (measured latency table, cached).")
+flags.DEFINE_enum("runtime", None, ["tflite", "onnxruntime"], "Runtime whose latency picks the "
+                  "channel counts with --round_to=auto.")
 flags.DEFINE_integer("train_size", 6000, "Training examples used.")
 flags.DEFINE_integer("test_size", 2000, "Test examples that measure accuracy.")
 flags.DEFINE_integer("epochs", 2, "Training epochs of a zoo CNN before pruning (a model file is "
@@ -34,6 +37,21 @@ flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("seed", 0, "Seed of the data subsets, initialisation and shuffling.")
 flags.DEFINE_string("out", None, "Save the pruned, stripped, fine-tuned model here (.keras).")
+
+
+def _round_to_flag():
+    text = FLAGS.round_to.strip().lower()
+    if text == "auto":
+        if FLAGS.runtime is None:
+            raise cli.UsageError("--round_to=auto needs --runtime=tflite or --runtime=onnxruntime")
+        return "auto"
+    if FLAGS.runtime is not None:
+        raise cli.UsageError(f"--runtime is only used with --round_to=auto, got --round_to="
+                             f"{FLAGS.round_to!r}")
+    if not text.isdigit() or int(text) < 1:
+        raise cli.UsageError(f"--round_to must be a positive integer or 'auto', got "
+                             f"{FLAGS.round_to!r}")
+    return int(text)
 
 
 def main(argv):
@@ -47,7 +65,8 @@ def main(argv):
             check_rate(rate, "--rate")
         except ValueError as e:
             raise cli.UsageError(str(e)) from None
-    for flag, low in (("round_to", 1), ("train_size", 1), ("test_size", 1), ("epochs", 0),
+    round_to = _round_to_flag()
+    for flag, low in (("train_size", 1), ("test_size", 1), ("epochs", 0),
                       ("finetune_epochs", 0), ("batch_size", 1)):
         cli.check_at_least(flag, low)
     if FLAGS.out is not None and not FLAGS.out.endswith(".keras"):
@@ -84,7 +103,7 @@ def main(argv):
         model.fit(train, epochs=epochs, verbose=cli.progress_verbose(), shuffle=False)
     before = measure(model)
     pruned = wz.prune_filters(model, rate=rate, rates=rates, criterion=criterion,
-                              round_to=FLAGS.round_to, data=data.train.numpy(256))
+                              round_to=round_to, runtime=FLAGS.runtime, data=data.train.numpy(256))
     small = wz.strip_pruning(pruned)
     after = measure(small)
     if FLAGS.finetune_epochs:

@@ -375,6 +375,9 @@ def explore_candidates(candidates, evaluate, objective, full_accuracy, journal, 
                 for c, (init, final, extra, seconds, started) in zip(claims, outcomes):
                     cand = ordered[c.position]
                     met = objective.is_met(final, full_accuracy)
+                    if cand.latency_ms is not None:
+                        extra = {**(extra or {}), "predicted_latency_ms": cand.latency_ms,
+                                 "latency_runtime": (objective.latency or {}).get("runtime")}
                     if j.record(mode, cand, claim=c, init_accuracy=init, final_accuracy=final,
                                 seconds=seconds, started=started, finished=now(), extra=extra,
                                 met=met):

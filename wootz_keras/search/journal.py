@@ -576,6 +576,37 @@ class Journal:
 
         return self._write(fn)
 
+    def annotate(self, mode, index, **fields):
+        """Merge JSON-able `fields` into the `extra` of the finished row of
+        candidate `index` (e.g. the winner's measured latency once exported);
+        returns the row's new `extra`. ValueError if no such row.
+
+        Example:
+            >>> import tempfile, os
+            >>> from wootz_keras.search.objectives import Candidate
+            >>> with Journal(os.path.join(tempfile.mkdtemp(), "j.sqlite")) as j:
+            ...     _ = j.begin("default", {"full_accuracy": 0.9}, order=[3])
+            ...     _ = j.record("default", Candidate(3, (0.5,), 10, 20), final_accuracy=0.9,
+            ...                  seconds=1.0)
+            ...     j.annotate("default", 3, measured_latency_ms=0.42)
+            {'measured_latency_ms': 0.42}
+        """
+        mode = _check_mode(mode)
+        fields = _normalise(fields)
+
+        def fn(conn):
+            found = self._exec(conn, "SELECT extra FROM results WHERE mode = ? AND idx = ?",
+                               (mode, int(index))).fetchone()
+            if found is None:
+                raise ValueError(f"journal {self.where}: no finished row for candidate "
+                                 f"#{index} of mode {mode!r}")
+            extra = {**(json.loads(found[0]) if found[0] else {}), **fields}
+            self._exec(conn, "UPDATE results SET extra = ? WHERE mode = ? AND idx = ?",
+                       (json.dumps(extra, sort_keys=True), mode, int(index)))
+            return extra
+
+        return self._write(fn)
+
     def rows(self, mode=None):
         """All finished rows (of one mode, or all), in the order they finished."""
         sql = f"SELECT {', '.join(_COLUMNS)} FROM results"

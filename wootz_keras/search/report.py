@@ -150,6 +150,17 @@ def _markdown(figures, settings):
                       else f"{m['winner_params']:,}")
             lines.append(f"| {line['alpha']:.1%} | {line['target']:.4f} | {cell(d)} | {cell(c)} "
                          f"| {_fmt(line['speedup'], '{:.2f}x')} | {params(d)} / {params(c)} |")
+    exported = figures.get("export")
+    if exported:
+        lines += ["", f"Winner #{exported['winner_index']} exported to {exported['dir']} "
+                  f"({', '.join(exported['formats'])}); measured batch-1 latency: "
+                  + (", ".join(f"{fmt} {ms:.3f} ms" for fmt, ms in
+                               sorted(exported["measured_latency_ms"].items())) or "none")
+                  + "."]
+        if exported.get("predicted_latency_ms") is not None:
+            lines.append(f"Predicted latency in {exported['runtime']} (latency table): "
+                         f"{exported['predicted_latency_ms']:.3f} ms, "
+                         f"{exported['latency_error']:+.0%} off the measured one.")
     lines += ["", "## Results", ""]
     lines += [f"- {m['message']}" for m in figures["modes"].values()]
     if settings:

@@ -329,11 +329,13 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
                       pretrain_seconds=pretrain_seconds, init=init, medians=medians,
                       teacher_curve=curve)
     figures["metric"] = spec.metric_name
-    write_report(out_dir, full_accuracy, teacher.count_params(), results,
-                 settings=settings.to_dict(), figures=figures)
     winner = _main_winner(results, settings)
     if export_dir and winner is not None and winner.get("extra", {}).get("model"):
-        figures["export"] = export_winner(winner, export_dir, data, export_formats, log)
+        figures["export"] = export_winner(winner, export_dir, data, export_formats, log,
+                                          journal=journal or os.path.join(out_dir,
+                                                                          "journal.sqlite"))
+    write_report(out_dir, full_accuracy, teacher.count_params(), results,
+                 settings=settings.to_dict(), figures=figures)
     figures["run_dir"] = out_dir
     write_json(os.path.join(out_dir, "figures.json"), figures)
     return figures
@@ -345,12 +347,36 @@ def _main_winner(results, settings):
     return winner if winner is not None and winner.get("met") else None
 
 
-def export_winner(winner, export_dir, data, formats, log=print):
+#: the export format each latency runtime runs
+RUNTIME_FORMATS = {"tflite": "tflite", "onnxruntime": "onnx"}
+
+
+def export_winner(winner, export_dir, data, formats, log=print, journal=None):
     """Export the winning candidate (saved when it met the target, so it is
-    not fine-tuned again) and verify it on real test images."""
+    not fine-tuned again) and verify it on real test images. Its measured
+    batch-1 latency per format (from the manifest) joins the figures and,
+    with `journal`, the winner's journal row; a latency objective's
+    prediction stands next to it (`predicted_latency_ms`, `latency_error`)."""
     from wootz_keras.export import export
     net = keras.models.load_model(winner["extra"]["model"])
     log(f"exporting the winner #{winner['index']} (test accuracy "
         f"{winner['extra'].get('test_accuracy', float('nan')):.4f}) to {export_dir}")
     manifest = export(net, export_dir, formats=formats, verify_data=data.test.images(200))
-    return {"dir": export_dir, "formats": sorted(manifest.get("formats", {}))}
+    entries = manifest.get("formats", {})
+    measured = {fmt: e["latency_ms"] for fmt, e in entries.items()
+                if isinstance(e.get("latency_ms"), (int, float))}
+    out = {"dir": export_dir, "formats": sorted(entries), "winner_index": winner["index"],
+           "measured_latency_ms": measured}
+    predicted = winner["extra"].get("predicted_latency_ms")
+    runtime = winner["extra"].get("latency_runtime")
+    if predicted is not None and RUNTIME_FORMATS.get(runtime) in measured:
+        real = measured[RUNTIME_FORMATS[runtime]]
+        out.update(runtime=runtime, predicted_latency_ms=predicted,
+                   latency_error=(predicted - real) / real)
+        log(f"winner latency in {runtime}: measured {real:.3f} ms, predicted {predicted:.3f} ms "
+            f"({out['latency_error']:+.0%})")
+    if journal is not None and measured:
+        from wootz_keras.search import Journal
+        with Journal(journal) as j:
+            j.annotate(winner["mode"], winner["index"], measured_latency_ms=measured)
+    return out
