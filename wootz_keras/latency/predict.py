@@ -77,13 +77,9 @@ class LatencyPredictor:
         group_rates, round_to)`; `model` is a Keras model or, for many
         predictions, its ChannelAnalysis."""
         from wootz_keras.pruning.estimate import kept_channels
-        from wootz_keras.pruning.prune import analysis_of, check_group_rates, group_keep, \
-            resolve_group_rates
+        from wootz_keras.pruning.prune import analysis_of, group_keep, group_rates_of
         analysis = analysis_of(model)
-        if group_rates is None:
-            group_rates = resolve_group_rates(analysis, rate, rates)
-        else:
-            group_rates = check_group_rates(analysis, group_rates)
+        group_rates = group_rates_of(analysis, rate, rates, group_rates)
         keep = group_keep(analysis, group_rates, self._round_to(round_to))
         return self.predict_channels(analysis, kept_channels(analysis, keep))
 

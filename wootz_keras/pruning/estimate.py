@@ -8,7 +8,7 @@ layer is counted by its ChannelRule with the remaining channel counts.
 import numpy as np
 
 from wootz_keras.graph.cost import count_flops, count_params
-from wootz_keras.pruning.prune import analysis_of, check_group_rates, group_keep, resolve_group_rates
+from wootz_keras.pruning.prune import analysis_of, group_keep, group_rates_of
 
 
 def _tensor_shares(analysis):
@@ -68,9 +68,6 @@ def estimate_cost(model, rate=None, rates=None, group_rates=None, round_to=1, ru
         True
     """
     analysis = analysis_of(model)
-    if group_rates is None:
-        group_rates = resolve_group_rates(analysis, rate, rates)
-    else:
-        group_rates = check_group_rates(analysis, group_rates)
+    group_rates = group_rates_of(analysis, rate, rates, group_rates)
     channels = pruned_channels(analysis, group_rates, round_to, runtime)
     return count_params(analysis, channels), count_flops(analysis, channels)

@@ -252,15 +252,20 @@ def prune_compact(model, rate=None, rates=None, criterion="l1", round_to=1, data
     round_to = resolve_round_to(round_to, runtime)
     crit = importance.get(criterion)
     analysis = analysis_of(model)
-    if group_rates is None:
-        group_rates = resolve_group_rates(analysis, rate, rates)
-    else:
-        group_rates = check_group_rates(analysis, group_rates)
+    group_rates = group_rates_of(analysis, rate, rates, group_rates)
     targets = [g for g, r in group_rates.items() if r > 0]
     scores = group_scores(analysis, targets, crit, data=data, loss=loss, seed=seed,
                           cache=analysis is model)
     keep = group_keep(analysis, group_rates, round_to)
     return apply_pruning(analysis, select_pruned(analysis, group_rates, scores, keep=keep))
+
+
+def group_rates_of(analysis, rate=None, rates=None, group_rates=None):
+    """{group id: rate}: `group_rates` checked when given, else resolved from
+    `rate` / `rates` (the one way the public entry points read rates)."""
+    if group_rates is None:
+        return resolve_group_rates(analysis, rate, rates)
+    return check_group_rates(analysis, group_rates)
 
 
 def check_group_rates(analysis, group_rates):
