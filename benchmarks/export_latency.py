@@ -61,6 +61,8 @@ flags.DEFINE_bool("compare", True, "Time full vs pruned models (the main table).
 flags.DEFINE_bool("sweep", False, "Print one 3x3 layer's latency over 1..2w output channels.")
 flags.DEFINE_bool("explain", True, "Print each group's requested and chosen channel count.")
 flags.DEFINE_string("json", None, "Write every measured figure to this JSON file.")
+flags.DEFINE_string("replay", None, "Print the tables of a --json file of an earlier run "
+                    "(no measuring).")
 flags.DEFINE_string("out_dir", None, "Keep the exported files here (default: a temp dir).")
 
 GOAL = 0.8
@@ -259,6 +261,39 @@ def print_prediction(rows):
               f"{np.max(np.abs(err)):.1%} | {np.mean(err):+.1%} | {rho:.3f} |")
 
 
+def print_rounding_effect(rows):
+    """Per width x runtime, over the prediction study's configurations: what
+    latency-aware rounding did to the measured latency and the FLOPs."""
+    import numpy as np
+    pairs = {}
+    for r in rows:
+        pairs.setdefault((r["width"], r["runtime"], r["config"]), {})[r["rounding"]] = r
+    print("\nlatency-aware rounding on the same configurations (exported, measured): "
+          "ratios none / auto (> 1: auto is faster / has fewer FLOPs)")
+    print("| width | runtime | configs | changed | median latency ratio | range | "
+          "median FLOPs ratio |")
+    print("|---|---|---|---|---|---|---|")
+    groups = {}
+    for (width, rt, _), p in pairs.items():
+        if "none" in p and "auto" in p:
+            groups.setdefault((width, rt), []).append(p)
+    for (width, rt), ps in sorted(groups.items()):
+        lat = np.array([p["none"]["measured_ms"] / p["auto"]["measured_ms"] for p in ps])
+        flops = np.array([p["none"]["mflops"] / p["auto"]["mflops"] for p in ps])
+        changed = sum(abs(f - 1) > 1e-9 for f in flops)
+        print(f"| {width} | {rt} | {len(ps)} | {changed} | {np.median(lat):.3f}x | "
+              f"{lat.min():.3f}-{lat.max():.3f}x | {np.median(flops):.3f}x |")
+
+
+def print_results(results, depth, shape, rate, threads):
+    print(f"\nResNet-{depth} {shape}, rate {rate}")
+    if results["rows"]:
+        print_rows(results["rows"], threads)
+    if results["prediction"]:
+        print_prediction(results["prediction"])
+        print_rounding_effect(results["prediction"])
+
+
 def print_sweep(width, runtimes, threads, image_size):
     from wootz_keras.latency import LayerShape, latency_table
     shape = LayerShape("conv", (3, 3), (1, 1), (1, 1), "same", (image_size, image_size))
@@ -276,6 +311,13 @@ def print_sweep(width, runtimes, threads, image_size):
 
 def main(argv):
     del argv
+    if FLAGS.replay:
+        from wootz_keras.utils.io import read_json
+        results = read_json(FLAGS.replay, what="--replay")
+        st = results["settings"]
+        print_results(results, st["depth"], (st["image_size"],) * 2 + (st["channels"],),
+                      st["rate"], st["threads"])
+        return
     import keras
 
     from wootz_keras.export import real_images_for
@@ -310,11 +352,7 @@ def main(argv):
                 results["prediction"].extend(prediction_study(
                     width, full, runtimes, FLAGS.predict, FLAGS.threads,
                     runs=max(10, FLAGS.runs // 2), rounds=FLAGS.rounds))
-    print(f"\nResNet-{FLAGS.depth} {shape}, rate {FLAGS.rate}")
-    if results["rows"]:
-        print_rows(results["rows"], FLAGS.threads)
-    if results["prediction"]:
-        print_prediction(results["prediction"])
+    print_results(results, FLAGS.depth, shape, FLAGS.rate, FLAGS.threads)
     print(f"\n({time.time() - started:.0f} s)")
     if FLAGS.json:
         from wootz_keras.utils.io import write_json
