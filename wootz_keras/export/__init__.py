@@ -1,13 +1,7 @@
 """Export to SavedModel, TFLite (fp32 / fp16 / int8) and ONNX, verified in each runtime.
 
-    >>> from wootz_keras.export import export
-    >>> from wootz_keras.zoo import plain_cnn
-    >>> from wootz_keras.data import load_fashion_mnist
-    >>> x, _ = load_fashion_mnist("test", limit=50)
-    >>> export(plain_cnn(), "/tmp/wz_doc_export", verify_data=x)["formats"]["tflite"]["status"]
-    'ok'
-
-Works for Functional, Sequential, nested and reloaded (.keras / .h5) models:
+`export(model, out_dir)` is the entry point (its docstring has the runnable
+example). Works for Functional, Sequential, nested and reloaded (.keras / .h5) models:
 TFLite and ONNX are both converted from the SavedModel. Without
 `verify_data`, parity is checked on seeded synthetic images (the manifest
 says so); real images remain the recommended check, and int8 needs them.
