@@ -71,9 +71,10 @@ def closing_summary(figures, out_dir, export_dir=None):
         if mode not in m:
             continue
         f = m[mode]
-        extra = f" + {f['pretrain_seconds']:.0f} s pre-training" if f["pretrain_seconds"] else ""
+        extra = (f" + {f['pretrain_seconds']:.0f} s pre-training = {f['total_seconds']:.0f} s"
+                 if f["pretrain_seconds"] else "")
         lines.append(f"{title}: {_winner_text(f, tp)}; {f['tried']} candidates fine-tuned in "
-                     f"{f['fine_tune_seconds']:.0f} s{extra} = {f['total_seconds']:.0f} s")
+                     f"{f['fine_tune_seconds']:.0f} s{extra}")
         if mode == "auto" and f.get("decision"):
             lines.append(f"  auto decided: {f['decision']['reason']}")
     for key, title in (("speedup_auto", "auto"), ("speedup", "composability")):
