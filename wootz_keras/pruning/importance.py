@@ -39,6 +39,16 @@ def _weights_by_name(layer):
     return {v.name: v for v in layer.weights}
 
 
+def producer_kernel(layer, rule):
+    """(kernel variable, output-channel axis) of a producer layer, or None when
+    the layer produces no channels of its own (not a producer, no kernel)."""
+    if rule.role != "producer":
+        return None
+    weights = _weights_by_name(layer)
+    name = _kernel_name(rule, weights)
+    return None if name is None else (weights[name], rule.out_axes[name])
+
+
 def _kernel_name(rule, weights):
     """The weight whose slices are a producer's filters: a "...kernel" if any,
     else (custom layers) the largest weight indexed by output channels."""
@@ -81,14 +91,11 @@ class Importance:
 
     def layer_scores(self, layer, rule, context):
         """Per-output-channel scores of one layer, or None if it has none."""
-        if rule.role != "producer":
+        kernel = producer_kernel(layer, rule)
+        if kernel is None:
             return None
-        weights = _weights_by_name(layer)
-        name = _kernel_name(rule, weights)
-        if name is None:
-            return None
-        scores = np.asarray(self.filter_scores(_filters(weights[name].numpy(),
-                                                        rule.out_axes[name])), np.float64)
+        var, axis = kernel
+        scores = np.asarray(self.filter_scores(_filters(var.numpy(), axis)), np.float64)
         return scores.reshape(-1)
 
     def prepare(self, analysis, data, loss):
@@ -178,13 +185,10 @@ class Taylor(Importance):
         return {id(v): (None if g is None else g.numpy()) for v, g in zip(variables, grads)}
 
     def layer_scores(self, layer, rule, grads):
-        if rule.role != "producer":
+        kernel = producer_kernel(layer, rule)
+        if kernel is None:
             return None
-        weights = _weights_by_name(layer)
-        name = _kernel_name(rule, weights)
-        if name is None:
-            return None
-        var, axis = weights[name], rule.out_axes[name]
+        var, axis = kernel
         grad = grads.get(id(var))
         if grad is None:
             return np.zeros(var.shape[axis])
