@@ -21,6 +21,8 @@ import platform
 import re
 
 RUNTIMES = ("tflite", "onnxruntime")
+#: the export format (`wz.export` / manifest name) each runtime runs
+EXPORT_FORMATS = {"tflite": "tflite", "onnxruntime": "onnx"}
 _ALIASES = {"tflite": "tflite", "litert": "tflite", "onnxruntime": "onnxruntime",
             "onnx": "onnxruntime", "ort": "onnxruntime"}
 

@@ -234,7 +234,7 @@ def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
     Every mode shares the journal's rows: default rows auto made are the
     default exploration's first rows, composed rows likewise.
     """
-    journal = journal or os.path.join(out_dir, "journal.sqlite")
+    journal = journal_path(out_dir, journal)
     val = Evaluator(data.val, metric)
     test = Evaluator(data.test, val.metric, what="test data")
     common = dict(objective=settings.objective, journal=journal, protocol=settings.protocol,
@@ -260,6 +260,12 @@ def explore_all(teacher, assembler, configs, blocks_fn, data, settings, out_dir,
         results["composed"] = explore(teacher, configs, data.train, val, mode="composed",
                                       blocks=blocks_fn(), **common)
     return results
+
+
+def journal_path(out_dir, journal=None):
+    """The run's journal: `journal` (a path or postgresql:// URL) if given,
+    else `<out_dir>/journal.sqlite`."""
+    return journal or os.path.join(out_dir, "journal.sqlite")
 
 
 def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel", "tflite",
@@ -332,8 +338,7 @@ def run_pipeline(settings, out_dir, export_dir=None, export_formats=("savedmodel
     winner = _main_winner(results, settings)
     if export_dir and winner is not None and winner.get("extra", {}).get("model"):
         figures["export"] = export_winner(winner, export_dir, data, export_formats, log,
-                                          journal=journal or os.path.join(out_dir,
-                                                                          "journal.sqlite"))
+                                          journal=journal_path(out_dir, journal))
     write_report(out_dir, full_accuracy, teacher.count_params(), results,
                  settings=settings.to_dict(), figures=figures)
     figures["run_dir"] = out_dir
@@ -347,10 +352,6 @@ def _main_winner(results, settings):
     return winner if winner is not None and winner.get("met") else None
 
 
-#: the export format each latency runtime runs
-RUNTIME_FORMATS = {"tflite": "tflite", "onnxruntime": "onnx"}
-
-
 def export_winner(winner, export_dir, data, formats, log=print, journal=None):
     """Export the winning candidate (saved when it met the target, so it is
     not fine-tuned again) and verify it on real test images. Its measured
@@ -358,6 +359,7 @@ def export_winner(winner, export_dir, data, formats, log=print, journal=None):
     with `journal`, the winner's journal row; a latency objective's
     prediction stands next to it (`predicted_latency_ms`, `latency_error`)."""
     from wootz_keras.export import export
+    from wootz_keras.latency.runtimes import EXPORT_FORMATS
     net = keras.models.load_model(winner["extra"]["model"])
     log(f"exporting the winner #{winner['index']} (test accuracy "
         f"{winner['extra'].get('test_accuracy', float('nan')):.4f}) to {export_dir}")
@@ -369,8 +371,9 @@ def export_winner(winner, export_dir, data, formats, log=print, journal=None):
            "measured_latency_ms": measured}
     predicted = winner["extra"].get("predicted_latency_ms")
     runtime = winner["extra"].get("latency_runtime")
-    if predicted is not None and RUNTIME_FORMATS.get(runtime) in measured:
-        real = measured[RUNTIME_FORMATS[runtime]]
+    fmt = EXPORT_FORMATS.get(runtime)
+    if predicted is not None and fmt in measured:
+        real = measured[fmt]
         out.update(runtime=runtime, predicted_latency_ms=predicted,
                    latency_error=(predicted - real) / real)
         log(f"winner latency in {runtime}: measured {real:.3f} ms, predicted {predicted:.3f} ms "
