@@ -135,3 +135,28 @@ def test_strip_keeps_frozen_layers_whole(fashion_images):
     assert stripped.get_layer("block3_conv").kernel.shape == (3, 3, 8, 32)
     np.testing.assert_array_equal(stripped.get_layer("fc1").kernel.numpy(),
                                   model.get_layer("fc1").kernel.numpy())
+
+
+def test_pruned_models_own_their_weights(fashion_images):
+    """Weights handed over as tensor snapshots stay independent both ways: the
+    masked copy, the stripped model and prune_compact's model never see
+    updates of the original or of each other (kept whole or sliced alike)."""
+    model = randomise_bn(zoo.resnet_cifar(depth=8, width=8))
+    x = fashion_images[:8]
+    before = [w.copy() for w in model.get_weights()]
+    masked = wz.prune_filters(model, rate=0.5)
+    small = wz.strip_pruning(masked)
+    compact = wz.prune_compact(model, rate=0.0)        # every weight kept whole
+    ref_masked, ref_small, ref_compact = (np.asarray(m(x)) for m in (masked, small, compact))
+    for m in (masked, small, compact):                 # update the copies ...
+        for v in m.trainable_variables:
+            v.assign(v + 1.0)
+    for got, want in zip(model.get_weights(), before):  # ... the original is untouched
+        np.testing.assert_array_equal(got, want)
+    for m in (masked, small, compact):                 # and the other way round
+        for v in m.trainable_variables:
+            v.assign(v - 1.0)
+    for v in model.trainable_variables:
+        v.assign(v * 0.5)
+    for m, ref in ((masked, ref_masked), (small, ref_small), (compact, ref_compact)):
+        np.testing.assert_allclose(np.asarray(m(x)), ref, atol=1e-5)

