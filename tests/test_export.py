@@ -358,3 +358,26 @@ def test_litert_fallback_is_recorded(monkeypatch):
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
     cls, runtime = tflite._interpreter_class()
     assert cls is tf.lite.Interpreter and "tf.lite.Interpreter" in runtime
+
+
+@pytest.mark.parametrize("big", [True, False])
+def test_optimizer_memory_bound_applies_to_big_graphs_only(big, monkeypatch):
+    """Big graphs get the collector before every tf2onnx optimizer pass (peak
+    memory), small ones skip it (its passes would dominate their conversion);
+    tf2onnx's optimizer table is restored either way."""
+    import gc
+
+    from tf2onnx import optimizer
+
+    from wootz_keras.export import onnx_export
+    saved = dict(optimizer._optimizers)
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or 0)
+    with onnx_export._bounded_optimizer_memory(big):
+        wrapped = [isinstance(f, onnx_export._CollectFirst)
+                   for f in optimizer._optimizers.values()]
+        for factory in optimizer._optimizers.values():
+            factory()
+    assert all(wrapped) if big else not any(wrapped)
+    assert len(collected) == ((len(saved) + 1) if big else 0)
+    assert dict(optimizer._optimizers) == saved

@@ -18,6 +18,7 @@ import numpy as np
 from wootz_keras.export.data import as_images, model_input_shape, synthetic_images
 from wootz_keras.export.manifest import manifest_header, model_cost, write_manifest
 from wootz_keras.export.onnx_export import (
+    COLLECT_ABOVE_BYTES,
     ONNX_OPSET,
     OnnxRunner,
     check_onnx_size,
@@ -301,6 +302,7 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
                 write_savedmodel(model, staged)
         except Exception as e:  # recorded against every format: all come from it
             staged, staged_error = None, _one_line(e)
+        big = 4 * model.count_params() >= COLLECT_ABOVE_BYTES
         job = _Job(model, verify, reference, quantize, representative, staged, staged_error,
                    latency_runs, num_threads)
         for fmt in formats:
@@ -316,7 +318,8 @@ def export(model, out_dir, formats=FORMATS, quantize=None, representative_data=N
                 manifest["formats"][fmt] = {"path": None, "status": f"error: {failed[fmt]}"}
                 continue
             finally:
-                gc.collect()  # loaded SavedModels / converters keep weight copies in cycles
+                if big:  # loaded SavedModels / converters keep weight copies in cycles
+                    gc.collect()
             entry = {"path": PATHS[fmt], "bytes": _bytes(final), **entry, "status": "ok"}
             manifest["formats"][fmt] = entry
             log.info("exported %s -> %s", fmt, final)

@@ -120,17 +120,30 @@ class _CollectFirst:
         return self._factory()
 
 
+COLLECT_ABOVE_BYTES = 32 * 2 ** 20
+"""Graphs (weights included) at least this big get the garbage collector run
+between conversion steps; below it the copies are small and the collector's
+passes (about 0.3 s each in a fresh process, 25 per conversion) would cost more
+than the conversion itself."""
+
+
+def _collect_if(big):
+    if big:
+        gc.collect()
+
+
 @contextlib.contextmanager
-def _bounded_optimizer_memory():
+def _bounded_optimizer_memory(big=True):
     """tf2onnx 1.17 deep-copies the whole graph, weights included, before each
     of its ~20 optimizer passes; the copies form reference cycles that only
     Python's cyclic collector frees, which runs too rarely to keep up (ResNet50:
     6.6 GB peak for 90 MB of weights). Collecting before each pass keeps two
-    or three copies alive (2.4 GB)."""
+    or three copies alive (2.4 GB). Only for `big` graphs (see
+    COLLECT_ABOVE_BYTES)."""
     from tf2onnx import optimizer
 
     saved = getattr(optimizer, "_optimizers", None)
-    if not isinstance(saved, dict):  # another tf2onnx version: leave it alone
+    if not big or not isinstance(saved, dict):  # small, or another tf2onnx version
         yield
         return
     optimizer._optimizers = collections.OrderedDict(
@@ -169,7 +182,7 @@ def _frozen_signature(saved_model_dir, signature=SIGNATURE):
     renames = dict(zip(inputs, [t.name for t in specs]))
     renames.update(zip(outputs, sorted(fn.structured_outputs)))
     del loaded, fn, frozen
-    gc.collect()
+    _collect_if(graph_def.ByteSize() >= COLLECT_ABOVE_BYTES)
     return graph_def, inputs, outputs, renames
 
 
@@ -183,6 +196,7 @@ def _convert_frozen(frozen, opset, name):
 
     graph_def, inputs, outputs, renames = frozen
     del frozen
+    big = graph_def.ByteSize() >= COLLECT_ABOVE_BYTES
     _inline_xla_functions(graph_def)  # grappler (tf_optimize) inlines them now
 
     convert_common = getattr(tf2onnx.convert, "_convert_common", None)
@@ -193,10 +207,11 @@ def _convert_frozen(frozen, opset, name):
     with tf.device("/cpu:0"), tf.Graph().as_default():  # grappler's meta-graph export wants graph mode
         optimized = tf_loader.tf_optimize(inputs, outputs, graph_def)
     del graph_def
-    gc.collect()
-    proto, _ = convert_common(optimized, name=name, continue_on_error=True, opset=opset,
-                              custom_op_handlers=dict(CUSTOM_OP_HANDLERS), input_names=inputs,
-                              output_names=outputs, tensors_to_rename=renames)
+    _collect_if(big)
+    with _bounded_optimizer_memory(big):
+        proto, _ = convert_common(optimized, name=name, continue_on_error=True, opset=opset,
+                                  custom_op_handlers=dict(CUSTOM_OP_HANDLERS), input_names=inputs,
+                                  output_names=outputs, tensors_to_rename=renames)
     return proto
 
 
@@ -213,7 +228,7 @@ def savedmodel_to_onnx(saved_model_dir, path, opset=ONNX_OPSET, signature=SIGNAT
     """
     import onnx
 
-    with quiet_converters() as captured, _bounded_optimizer_memory():
+    with quiet_converters() as captured:
         proto = _convert_frozen(_frozen_signature(saved_model_dir, signature), opset,
                                 name=os.path.basename(os.path.normpath(saved_model_dir)))
     missing = _unsupported_ops(proto)
