@@ -370,6 +370,8 @@ def test_optimizer_memory_bound_applies_to_big_graphs_only(big, monkeypatch):
     from tf2onnx import optimizer
 
     from wootz_keras.export import onnx_export
+    if not isinstance(getattr(optimizer, "_optimizers", None), dict):
+        pytest.skip("this tf2onnx keeps no optimizer table: the bound is not applied")
     saved = dict(optimizer._optimizers)
     collected = []
     monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or 0)
