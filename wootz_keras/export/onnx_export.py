@@ -133,7 +133,7 @@ def _collect_if(big):
 
 
 @contextlib.contextmanager
-def _bounded_optimizer_memory(big=True):
+def _bounded_optimizer_memory(big):
     """tf2onnx 1.17 deep-copies the whole graph, weights included, before each
     of its ~20 optimizer passes; the copies form reference cycles that only
     Python's cyclic collector frees, which runs too rarely to keep up (ResNet50:
