@@ -95,7 +95,7 @@ def construction_floor(small, repeats):
     same small model is printed beside it."""
     import keras
 
-    from wootz_keras.pruning.rebuild import copy_config
+    from wootz_keras.pruning.rebuild import _call_with_presets, copy_config
     layers = [l for l in small.layers if not isinstance(l, keras.layers.InputLayer)]
     arrays = {id(l): l.get_weights() for l in layers}
     shapes = [keras.tree.map_structure(lambda t: t.shape, l.input) for l in layers]
@@ -104,12 +104,10 @@ def construction_floor(small, repeats):
         out = []
         for layer, shape in zip(layers, shapes):
             new = copy_config(layer)
-            if layer.weights:
-                given = iter(arrays[id(layer)])
-                for name in [n for n, v in vars(new).items()
-                             if n.endswith("_initializer") and v is not None]:
-                    object.__setattr__(new, name, lambda shape, dtype=None: next(given))
-                new.build(shape)
+            if layer.weights:       # the engine's own build-from-arrays, outside a rebuild
+                presets = {id(new): arrays[id(layer)]}
+                _call_with_presets(new, presets, lambda: new.build(shape))
+                assert presets[id(new)] is None, f"{layer.name} was not built from its arrays"
             out.append(new)
         return out
 
